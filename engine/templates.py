@@ -1,0 +1,193 @@
+"""Templates in task parameters, rendered in jinja2's sandbox.
+
+Parameters may hold ``{{ ... }}`` templates that see ``params``, ``tasks``
+(each upstream task's ``output`` and ``status``), ``run`` (``id``,
+``logical_time``) and ``trigger`` (``payload``). A string that is exactly one
+``{{ expression }}`` keeps the expression's JSON type, so a list stays a list;
+any other string renders to text, with lists and objects written as JSON.
+
+Rendering never reaches Python internals: the sandbox refuses unsafe
+attributes and the failure surfaces as :class:`TemplateError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator, Mapping
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = [
+    "TemplateError",
+    "ROOT_NAMES",
+    "Reference",
+    "render_value",
+    "evaluate_expression",
+    "references",
+    "expression_references",
+    "has_template",
+]
+
+#: The names a template may use.
+ROOT_NAMES = frozenset({"params", "tasks", "run", "trigger", "secrets"})
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+class TemplateError(ValueError):
+    """A template that does not parse or cannot be rendered; the message says why."""
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return ""
+    return value
+
+
+class _DataFirstEnvironment(SandboxedEnvironment):
+    """``x.key`` on a JSON object reads the key before any dict method.
+
+    Without this, ``tasks.copy.output`` would find ``dict.copy`` for a task
+    named ``copy`` (or ``items``, ``keys``, ``get``...), and an output key
+    named ``items`` could not be read with a dot.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_ENV = _DataFirstEnvironment(
+    undefined=StrictUndefined,
+    finalize=_finalize,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+
+
+def has_template(value: str) -> bool:
+    """True when ``value`` contains template syntax worth rendering."""
+    return "{{" in value or "{%" in value
+
+
+def _single_expression(value: str) -> str | None:
+    """The inner expression when ``value`` is exactly one ``{{ ... }}``."""
+    match = _SINGLE.match(value)
+    if match and "{{" not in match["expr"] and "}}" not in match["expr"]:
+        return match["expr"].strip()
+    return None
+
+
+def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a Jinja expression in the sandbox and return its native value."""
+    inner = _single_expression(expression)
+    if inner is not None:
+        expression = inner
+    try:
+        result = _ENV.compile_expression(expression, undefined_to_none=False)(**context)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"invalid expression {expression!r}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"unsafe expression {expression!r} refused by the sandbox: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateError(f"expression {expression!r}: {exc.message}") from None
+    except Exception as exc:  # a user expression may raise anything (1/0, bad index)
+        raise TemplateError(f"expression {expression!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _render_string(value: str, context: Mapping[str, Any]) -> Any:
+    if not has_template(value):
+        return value
+    inner = _single_expression(value)
+    if inner is not None:
+        return evaluate_expression(inner, context)
+    try:
+        return _ENV.from_string(value).render(**context)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"invalid template {value!r}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"unsafe template {value!r} refused by the sandbox: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateError(f"template {value!r}: {exc.message}") from None
+    except Exception as exc:
+        raise TemplateError(f"template {value!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside ``value`` (recursively through lists and objects)."""
+    if isinstance(value, str):
+        return _render_string(value, context)
+    if isinstance(value, list):
+        return [render_value(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, context) for k, v in value.items()}
+    return value
+
+
+class Reference(tuple):
+    """``(root, name)``: ``("tasks", "extract")``, ``("params", "threshold")``; name may be None."""
+
+    __slots__ = ()
+
+    def __new__(cls, root: str, name: str | None) -> "Reference":
+        return super().__new__(cls, (root, name))
+
+    @property
+    def root(self) -> str:
+        return self[0]
+
+    @property
+    def name(self) -> str | None:
+        return self[1]
+
+
+def _walk_refs(tree: nodes.Node) -> Iterator[Reference]:
+    # Names bound inside the template ({% for x in ... %}, {% set %}) are local.
+    local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    parents: dict[int, nodes.Node] = {}
+    for parent in tree.find_all(nodes.Node):
+        for child in parent.iter_child_nodes():
+            parents[id(child)] = parent
+    for child in tree.iter_child_nodes():
+        parents[id(child)] = tree
+    for name in tree.find_all(nodes.Name):
+        if name.ctx != "load" or name.name in local:
+            continue
+        parent = parents.get(id(name))
+        member: str | None = None
+        if isinstance(parent, nodes.Getattr) and parent.node is name:
+            member = parent.attr
+        elif (
+            isinstance(parent, nodes.Getitem)
+            and parent.node is name
+            and isinstance(parent.arg, nodes.Const)
+            and isinstance(parent.arg.value, str)
+        ):
+            member = parent.arg.value
+        yield Reference(name.name, member)
+
+
+def references(value: str) -> set[Reference]:
+    """Every ``(root, name)`` a template string reads; raises :class:`TemplateError` if it does not parse."""
+    if not has_template(value):
+        return set()
+    try:
+        tree = _ENV.parse(value)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"invalid template: {exc.message}") from None
+    return set(_walk_refs(tree))
+
+
+def expression_references(expression: str) -> set[Reference]:
+    """Like :func:`references` for a bare expression (a condition's ``expression``)."""
+    inner = _single_expression(expression)
+    return references("{{ " + (inner if inner is not None else expression) + " }}")
