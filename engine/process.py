@@ -1,0 +1,441 @@
+"""Run one task's child process in its own process group.
+
+A task is a process group: the child is started as a session leader
+(``start_new_session=True``), so its pid is also its process-group id and
+everything it spawns stays in that group unless it deliberately escapes.
+Signalling the group rather than the pid is what lets a timeout or a cancel
+take down shell pipelines and background grandchildren too.
+
+:func:`run_process` reads stdout and stderr in the calling thread with
+:mod:`selectors`, so neither pipe can fill up and stall the child, and splits
+the bytes into lines (pieces of at most ``max_line_bytes``, so memory stays
+bounded whatever the child writes). It enforces the timeout, the cancel event
+and a short drain period after the child exits. When it returns, the child
+has been reaped and no process of its group is left alive.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["ProcessResult", "run_process", "kill_process_group"]
+
+_CHUNK = 64 * 1024
+_POLL_INTERVAL = 0.05  # how often the cancel event (and exit, without pidfd) is checked
+_GROUP_POLL_INTERVAL = 0.02
+
+# Selector keys carry a _LineSplitter for the output pipes; these mark the others.
+_STDIN = "stdin"
+_EXIT = "exit"
+
+
+@dataclass
+class ProcessResult:
+    """How one run of a child process ended."""
+
+    returncode: int | None  # exit status (>= 0) when it exited normally, else None
+    signal: int | None  # the signal that killed the main child, else None
+    timed_out: bool  # we killed it because the timeout passed
+    cancelled: bool  # we killed it because the cancel event was set
+    duration: float  # seconds, monotonic
+    start_error: str | None  # why the process could not be started, else None
+
+
+def run_process(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str | None = None,
+    timeout: float | None = None,
+    on_line: Callable[[str, str], None],
+    cancel: threading.Event | None = None,
+    grace: float = 5.0,
+    on_start: Callable[[int], None] | None = None,
+    stdin_data: bytes | None = None,
+    drain: float = 0.5,
+    max_line_bytes: int = 1_000_000,
+) -> ProcessResult:
+    """Run ``argv`` in a new process group and deliver its output line by line.
+
+    ``on_line(stream, text)`` gets ``"stdout"`` or ``"stderr"`` and one line
+    without its line ending, decoded as UTF-8 with ``backslashreplace``. A line
+    longer than ``max_line_bytes`` arrives in several pieces.
+
+    When ``timeout`` passes or ``cancel`` is set, the group gets SIGTERM, then
+    SIGKILL after ``grace`` seconds if the main child is still running. After
+    the main child exits, pipes still held open by leftover processes are read
+    for at most ``drain`` seconds; then the whole group is killed.
+
+    Start failures (missing command, missing working directory...) are
+    reported in ``start_error`` rather than raised. An exception from
+    ``on_line`` or ``on_start`` kills the group and is re-raised.
+    """
+    if max_line_bytes < 1:
+        raise ValueError("max_line_bytes must be at least 1")
+    started = time.monotonic()
+    proc_or_error = _start(argv, env=env, cwd=cwd, with_stdin=stdin_data is not None)
+    if isinstance(proc_or_error, str):
+        return ProcessResult(None, None, False, False, time.monotonic() - started, proc_or_error)
+    proc = proc_or_error
+    supervisor: _Supervisor | None = None
+    try:
+        if on_start is not None:
+            on_start(proc.pid)
+        supervisor = _Supervisor(
+            proc,
+            on_line=on_line,
+            deadline=None if timeout is None else started + timeout,
+            cancel=cancel,
+            grace=grace,
+            drain=drain,
+            stdin_data=stdin_data,
+            max_line_bytes=max_line_bytes,
+        )
+        supervisor.run()
+    finally:
+        # A finished task's leftovers die with it. The main child is not reaped
+        # yet (alive or a zombie), so its pid, the pgid, cannot have been reused.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if supervisor is not None:
+            supervisor.close()
+        _close_pipes(proc)
+    code = proc.returncode
+    return ProcessResult(
+        returncode=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        timed_out=supervisor.stop_reason == "timeout",
+        cancelled=supervisor.stop_reason == "cancel",
+        duration=time.monotonic() - started,
+        start_error=None,
+    )
+
+
+def kill_process_group(pgid: int, *, grace: float, sig_first: int = signal.SIGTERM) -> None:
+    """SIGTERM the group, wait up to `grace` seconds for it to be gone, then SIGKILL it.
+
+    ESRCH (already gone) is fine. A group whose only members are zombies
+    counts as gone. ``sig_first`` replaces SIGTERM as the first signal.
+    """
+    if pgid <= 1 or pgid == os.getpgrp():
+        raise ValueError(f"refusing to signal process group {pgid}")
+    try:
+        os.killpg(pgid, sig_first)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _group_alive(pgid):
+        if time.monotonic() >= deadline:
+            _signal_group(pgid, signal.SIGKILL)
+            return
+        time.sleep(_GROUP_POLL_INTERVAL)
+
+
+def _start(
+    argv: list[str], *, env: dict[str, str], cwd: str | None, with_stdin: bool
+) -> subprocess.Popen[bytes] | str:
+    """Start the child as the leader of a new session; return it, or an error message."""
+    if not argv:
+        return "empty command"
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return _start_error_message(exc, argv[0], cwd)
+    except ValueError as exc:  # e.g. an embedded NUL byte in argv or env
+        return f"cannot start {argv[0]}: {exc}"
+
+
+def _start_error_message(exc: OSError, command: str, cwd: str | None) -> str:
+    """A clear message naming the command or directory that made Popen fail."""
+    # subprocess reports a failed chdir in the child with filename == cwd.
+    if cwd is not None and exc.filename == cwd:
+        if isinstance(exc, FileNotFoundError):
+            return f"working directory does not exist: {cwd}"
+        if isinstance(exc, NotADirectoryError):
+            return f"working directory is not a directory: {cwd}"
+        if isinstance(exc, PermissionError):
+            return f"permission denied for working directory: {cwd}"
+        return f"cannot enter working directory {cwd}: {exc.strerror or exc}"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {command}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {command}"
+    return f"cannot start {command}: {exc.strerror or exc}"
+
+
+class _Supervisor:
+    """The read loop for one started child: pipes, timeout, cancel and drain."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        *,
+        on_line: Callable[[str, str], None],
+        deadline: float | None,
+        cancel: threading.Event | None,
+        grace: float,
+        drain: float,
+        stdin_data: bytes | None,
+        max_line_bytes: int,
+    ) -> None:
+        self.stop_reason: str | None = None  # "timeout" or "cancel" once we started killing
+        self._proc = proc
+        self._pgid = proc.pid
+        self._deadline = deadline
+        self._cancel = cancel
+        self._grace = grace
+        self._drain = drain
+        self._term_sent_at: float | None = None
+        self._kill_sent = False
+        self._exited_at: float | None = None
+        self._sel = selectors.DefaultSelector()
+        self._readers = 0
+        for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            assert pipe is not None
+            splitter = _LineSplitter(stream, on_line, max_line_bytes)
+            self._sel.register(pipe.fileno(), selectors.EVENT_READ, splitter)
+            self._readers += 1
+        self._stdin = memoryview(stdin_data or b"")
+        if proc.stdin is not None:
+            self._start_stdin()
+        self._pidfd = self._open_pidfd()
+
+    def run(self) -> None:
+        """Pump the pipes until the child has exited and the pipes are done or drained."""
+        while True:
+            now = time.monotonic()
+            if self._exited_at is None and self._has_exited():
+                self._on_exit(now)
+            self._check_stop(now)
+            if self._exited_at is not None and (not self._readers or now >= self._exited_at + self._drain):
+                return
+            self._pump(self._next_wakeup(now) - now)
+
+    def close(self) -> None:
+        """Release the selector and the pidfd (the pipes belong to the Popen)."""
+        self._sel.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def _open_pidfd(self) -> int | None:
+        """Get told of the child's exit through the selector, where the kernel allows it."""
+        try:
+            pidfd = os.pidfd_open(self._proc.pid)
+        except (AttributeError, OSError):
+            return None  # fall back to polling every _POLL_INTERVAL
+        self._sel.register(pidfd, selectors.EVENT_READ, _EXIT)
+        return pidfd
+
+    def _start_stdin(self) -> None:
+        assert self._proc.stdin is not None
+        fd = self._proc.stdin.fileno()
+        if not self._stdin:
+            self._close_stdin()
+            return
+        os.set_blocking(fd, False)
+        self._sel.register(fd, selectors.EVENT_WRITE, _STDIN)
+
+    def _has_exited(self) -> bool:
+        """Whether the main child has exited, without reaping it.
+
+        Leaving the zombie in place keeps its pid, which is the pgid, from
+        being reused before the final SIGKILL to the group.
+        """
+        try:
+            info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def _on_exit(self, now: float) -> None:
+        self._exited_at = now
+        if self._pidfd is not None:
+            self._sel.unregister(self._pidfd)
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._close_stdin()
+
+    def _check_stop(self, now: float) -> None:
+        """Start the kill sequence on timeout or cancel; escalate to SIGKILL after grace.
+
+        Escalation goes on after the main child has exited, so a leftover
+        that ignores SIGTERM and holds a pipe dies after `grace`, not `drain`.
+        """
+        if self._term_sent_at is None:
+            if self._exited_at is not None:
+                return  # it ended on its own; leftovers are killed at the end
+            if self._cancel is not None and self._cancel.is_set():
+                self.stop_reason = "cancel"
+            elif self._deadline is not None and now >= self._deadline:
+                self.stop_reason = "timeout"
+            else:
+                return
+            self._term_sent_at = now
+            _signal_group(self._pgid, signal.SIGTERM)
+        elif not self._kill_sent and now >= self._term_sent_at + self._grace:
+            self._kill_sent = True
+            _signal_group(self._pgid, signal.SIGKILL)
+
+    def _next_wakeup(self, now: float) -> float:
+        wakeups = [now + _POLL_INTERVAL]
+        if self._exited_at is not None:
+            wakeups.append(self._exited_at + self._drain)
+        elif self._term_sent_at is None and self._deadline is not None:
+            wakeups.append(self._deadline)
+        if self._term_sent_at is not None and not self._kill_sent:
+            wakeups.append(self._term_sent_at + self._grace)
+        return min(wakeups)
+
+    def _pump(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for I/O or exit and handle what is ready."""
+        for key, _events in self._sel.select(max(timeout, 0.0)):
+            if key.data is _STDIN:
+                self._write_stdin(key.fd)
+            elif key.data is not _EXIT:
+                self._read(key)
+
+    def _read(self, key: selectors.SelectorKey) -> None:
+        data = os.read(key.fd, _CHUNK)
+        if data:
+            key.data.feed(data)
+            return
+        self._sel.unregister(key.fd)
+        self._readers -= 1
+        key.data.finish()
+
+    def _write_stdin(self, fd: int) -> None:
+        try:
+            written = os.write(fd, self._stdin[:_CHUNK])
+        except BlockingIOError:
+            return
+        except BrokenPipeError:  # the child closed its stdin; the rest is not wanted
+            written = len(self._stdin)
+        self._stdin = self._stdin[written:]
+        if not self._stdin:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._sel.unregister(self._proc.stdin.fileno())
+        except KeyError:
+            pass
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+
+class _LineSplitter:
+    """Turns one stream's chunks into on_line calls, holding the partial last line."""
+
+    def __init__(self, stream: str, on_line: Callable[[str, str], None], max_line_bytes: int) -> None:
+        self._stream = stream
+        self._on_line = on_line
+        self._max = max_line_bytes
+        self._partial = b""
+
+    def feed(self, data: bytes) -> None:
+        """Deliver every complete line in `data`; keep the rest for later."""
+        if self._partial:
+            data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._emit(line[:-1] if line.endswith(b"\r") else line)
+        if len(self._partial) > self._max:
+            self._partial = self._emit_pieces(self._partial)
+
+    def finish(self) -> None:
+        """At EOF, deliver the last line even though it has no newline."""
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+
+    def _emit(self, line: bytes) -> None:
+        if len(line) > self._max:
+            line = self._emit_pieces(line)
+        self._on_line(self._stream, line.decode("utf-8", "backslashreplace"))
+
+    def _emit_pieces(self, data: bytes) -> bytes:
+        """Deliver leading pieces of `data` while it is too long; return the non-empty rest."""
+        while len(data) > self._max:
+            cut = _utf8_cut(data, self._max)
+            self._on_line(self._stream, data[:cut].decode("utf-8", "backslashreplace"))
+            data = data[cut:]
+        return data
+
+
+def _utf8_cut(data: bytes, limit: int) -> int:
+    """An index <= limit to split `data` at, not inside a UTF-8 character if avoidable."""
+    for back in range(4):  # a UTF-8 character has at most 3 continuation bytes
+        cut = limit - back
+        if cut > 0 and data[cut] & 0xC0 != 0x80:
+            return cut
+    return limit
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    """Signal our child's group; a group already gone, or not ours to signal, is ignored."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group exists and is not a zombie."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _group_has_live_member(pgid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """Scan /proc for a non-zombie member of the group (True when /proc is unavailable)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses; the fields after
+        # its closing parenthesis are: state, ppid, pgrp, ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            try:
+                pipe.close()
+            except OSError:
+                pass
