@@ -1,0 +1,120 @@
+"""Schema migrations, applied in order and recorded by sqlite-utils' ``Migrations``.
+
+Add a new function at the end for every schema change; never edit one that
+has shipped. All of them run inside one ``BEGIN IMMEDIATE`` so two processes
+opening a fresh database at once cannot both apply them.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS = Migrations("taskloom")
+
+
+@MIGRATIONS()
+def m001_core(db: sqlite_utils.Database) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE documents (
+            sha256 TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE TABLE workflows (
+            name TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            current_version INTEGER NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        CREATE TABLE workflow_versions (
+            workflow TEXT NOT NULL REFERENCES workflows(name),
+            version INTEGER NOT NULL,
+            document TEXT NOT NULL REFERENCES documents(sha256),
+            message TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            PRIMARY KEY (workflow, version)
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow TEXT NOT NULL,
+            version INTEGER,
+            document TEXT NOT NULL REFERENCES documents(sha256),
+            status TEXT NOT NULL,
+            trigger TEXT NOT NULL DEFAULT 'manual',
+            trigger_id TEXT,
+            trigger_payload TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            logical_time REAL NOT NULL,
+            created REAL NOT NULL,
+            started REAL,
+            ended REAL,
+            error TEXT,
+            parent_run_id INTEGER REFERENCES runs(id),
+            source TEXT NOT NULL DEFAULT 'store'
+        );
+        CREATE INDEX runs_workflow ON runs(workflow, id);
+        CREATE INDEX runs_status ON runs(status, id);
+        CREATE TABLE task_states (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            task_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            skip_reason TEXT,
+            output TEXT,
+            error TEXT,
+            updated REAL NOT NULL,
+            PRIMARY KEY (run_id, task_id)
+        );
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            task_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            pid INTEGER,
+            exit_code INTEGER,
+            signal INTEGER,
+            error TEXT,
+            output TEXT,
+            params TEXT,
+            UNIQUE (run_id, task_id, number)
+        );
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL,
+            task_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            stream TEXT NOT NULL,
+            line TEXT NOT NULL
+        );
+        CREATE INDEX logs_run ON logs(run_id, task_id, attempt, id);
+        """
+    )
+
+
+def _script(db: sqlite_utils.Database, sql: str) -> None:
+    # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply pending migrations under the write lock."""
+    if db["_sqlite_migrations"].exists() and not MIGRATIONS.pending(db):
+        return
+    from .db import write_txn
+
+    with write_txn(db):
+        MIGRATIONS.apply(db)

@@ -1,0 +1,167 @@
+"""Workflows and their immutable versions.
+
+Each save or import of a document is a new version; a version's document is
+stored once, content-addressed by its SHA-256, in ``documents`` (runs of
+unsaved files point there too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sqlite_utils
+
+from engine.model import canonical_json
+
+from .db import write_txn
+
+__all__ = ["WorkflowInfo", "VersionInfo", "NotFound", "put_document", "save_version",
+           "get_document", "list_workflows", "list_versions", "get_workflow", "document_by_hash"]
+
+
+class NotFound(LookupError):
+    """A workflow, version or run that does not exist; the message says which."""
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    name: str
+    title: str
+    version: int
+    paused: bool
+    created: float
+    updated: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "version": self.version,
+            "paused": self.paused,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    workflow: str
+    version: int
+    document: str
+    message: str
+    created: float
+
+
+def put_document(db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float) -> str:
+    """Store a document's canonical JSON once; return its hash."""
+    body = canonical_json(doc)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    with write_txn(db):
+        db.execute(
+            "INSERT OR IGNORE INTO documents (sha256, body, created) VALUES (?, ?, ?)",
+            [digest, body, at],
+        )
+    return digest
+
+
+def save_version(
+    db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float, message: str = ""
+) -> VersionInfo:
+    """Store ``doc`` (already validated) as the next version of the workflow it names.
+
+    Saving a document identical to the current version creates no new version.
+    """
+    name = doc["name"]
+    with write_txn(db):
+        digest = put_document(db, doc, at=at)
+        row = db.execute(
+            "SELECT current_version FROM workflows WHERE name = ?", [name]
+        ).fetchone()
+        if row is not None:
+            current = db.execute(
+                "SELECT document FROM workflow_versions WHERE workflow = ? AND version = ?",
+                [name, row[0]],
+            ).fetchone()
+            if current and current[0] == digest:
+                return _version(db, name, row[0])
+            version = row[0] + 1
+            db.execute(
+                "UPDATE workflows SET current_version = ?, title = ?, updated = ? WHERE name = ?",
+                [version, doc.get("title", ""), at, name],
+            )
+        else:
+            version = 1
+            db.execute(
+                "INSERT INTO workflows (name, title, current_version, paused, created, updated)"
+                " VALUES (?, ?, 1, 0, ?, ?)",
+                [name, doc.get("title", ""), at, at],
+            )
+        db.execute(
+            "INSERT INTO workflow_versions (workflow, version, document, message, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [name, version, digest, message, at],
+        )
+    return VersionInfo(name, version, digest, message, at)
+
+
+def _version(db: sqlite_utils.Database, name: str, version: int) -> VersionInfo:
+    row = db.execute(
+        "SELECT workflow, version, document, message, created FROM workflow_versions"
+        " WHERE workflow = ? AND version = ?",
+        [name, version],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"workflow {name!r} has no version {version}")
+    return VersionInfo(*row)
+
+
+def document_by_hash(db: sqlite_utils.Database, digest: str) -> dict[str, Any]:
+    row = db.execute("SELECT body FROM documents WHERE sha256 = ?", [digest]).fetchone()
+    if row is None:
+        raise NotFound(f"no stored document {digest}")
+    return json.loads(row[0])
+
+
+def get_workflow(db: sqlite_utils.Database, name: str) -> WorkflowInfo:
+    row = db.execute(
+        "SELECT name, title, current_version, paused, created, updated FROM workflows WHERE name = ?",
+        [name],
+    ).fetchone()
+    if row is None:
+        known = [r[0] for r in db.execute("SELECT name FROM workflows ORDER BY name")]
+        hint = f"; stored workflows: {', '.join(known)}" if known else "; import one with 'taskloom import FILE'"
+        raise NotFound(f"no workflow named {name!r}{hint}")
+    return WorkflowInfo(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+
+def get_document(
+    db: sqlite_utils.Database, name: str, version: int | None = None
+) -> tuple[VersionInfo, dict[str, Any]]:
+    """A stored workflow's document, at its current version unless ``version`` is given."""
+    info = get_workflow(db, name)
+    v = _version(db, name, info.version if version is None else version)
+    return v, document_by_hash(db, v.document)
+
+
+def list_workflows(db: sqlite_utils.Database) -> list[WorkflowInfo]:
+    return [
+        WorkflowInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
+        for r in db.execute(
+            "SELECT name, title, current_version, paused, created, updated FROM workflows ORDER BY name"
+        )
+    ]
+
+
+def list_versions(db: sqlite_utils.Database, name: str) -> list[VersionInfo]:
+    get_workflow(db, name)
+    return [
+        VersionInfo(*r)
+        for r in db.execute(
+            "SELECT workflow, version, document, message, created FROM workflow_versions"
+            " WHERE workflow = ? ORDER BY version",
+            [name],
+        )
+    ]
