@@ -1,0 +1,26 @@
+"""Task types that run on the runner's thread: ``noop`` and ``condition``."""
+
+from __future__ import annotations
+
+from ..states import TaskState
+from ..templates import TemplateError, evaluate_expression
+from .base import AttemptContext, AttemptResult
+
+__all__ = ["noop", "condition"]
+
+
+def noop(ctx: AttemptContext) -> AttemptResult:
+    """Succeed at once with no output."""
+    return AttemptResult(TaskState.SUCCEEDED)
+
+
+def condition(ctx: AttemptContext) -> AttemptResult:
+    """Evaluate ``expression``; the output is its truth value (true/false edges read it)."""
+    expression = ctx.params["expression"]
+    try:
+        value = evaluate_expression(expression, ctx.template_context)
+    except TemplateError as exc:
+        return AttemptResult(TaskState.FAILED, error=str(exc))
+    outcome = bool(value)
+    ctx.log("system", f"{expression} -> {outcome}")
+    return AttemptResult(TaskState.SUCCEEDED, output=outcome)

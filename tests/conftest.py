@@ -1,0 +1,52 @@
+"""Shared fixtures: a Taskloom home in tmp_path, document builders, a run helper."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_doc(tasks: list[dict[str, Any]], edges: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A minimal valid taskloom/v1 document."""
+    doc = {"format": "taskloom/v1", "name": extra.pop("name", "test-flow"), "tasks": copy.deepcopy(tasks)}
+    if edges is not None:
+        doc["edges"] = edges
+    doc.update(extra)
+    return doc
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ws(home: Path):
+    workspace = Workspace(home)
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def run_doc(ws: Workspace, tmp_path: Path):
+    """Validate, run a document to its end in this process, return the run record (with attempts)."""
+
+    def run(doc: dict[str, Any], params: dict[str, str] | None = None, **execute: Any):
+        path = tmp_path / f"{doc['name']}.json"
+        path.write_text(json.dumps(doc))
+        target = ws.target(str(path))
+        run_id, _ = ws.start_run(target, params or {})
+        ws.execute(run_id, target, cwd=str(tmp_path), **execute)
+        return ws.run(run_id, attempts=True)
+
+    return run
