@@ -1,0 +1,28 @@
+"""Every shipped example validates and runs to success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.json"))
+
+
+def test_there_are_at_least_three_examples():
+    assert len(EXAMPLES) >= 3
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_validates_and_runs(path: Path, ws, tmp_path):
+    doc = ws.read_file(path)
+    params = {}
+    if doc["name"] == "daily-copy":
+        params = {"source": str(tmp_path / "a.db"), "target": str(tmp_path / "b.db")}
+    target = ws.target(str(path))
+    run_id, _ = ws.start_run(target, params)
+    ws.execute(run_id, target, cwd=str(tmp_path))
+    run = ws.run(run_id)
+    assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}

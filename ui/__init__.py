@@ -1,0 +1,1 @@
+"""User interfaces: the ``taskloom`` command line (``ui.cli``)."""

@@ -1,0 +1,286 @@
+"""The ``taskloom`` command line.
+
+Each command is a thin shell over :class:`storage.workspace.Workspace` and the
+engine. ``--json`` outputs are a stable interface for scripts: keys are only
+ever added, never renamed or removed. Mistakes print a message (and the
+validation issues) and exit 1; usage errors exit 2; no traceback reaches the
+user for a mistake they made.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+from rich.console import Console
+
+from engine.model import canonical_json
+from engine.params import ParamError, parse_assignments
+from engine.schema import schema_json
+from engine.states import RunState
+from engine.validation import parse_document, validate_document
+from storage.runs import iso
+from storage.workflows import list_workflows
+from storage.runs import iter_logs, list_runs
+from storage.workspace import UserError, Workspace
+
+from . import views
+
+__all__ = ["main", "cli"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def _workspace(ctx: click.Context) -> Iterator[Workspace]:
+    try:
+        ws = Workspace(ctx.obj["home"])
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+class _Fail(click.ClickException):
+    """A user mistake, with validation issues printed before the message."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(str(error))
+        self.issues = error.issues
+
+    def show(self, file: Any = None) -> None:
+        views.print_issues(err, self.issues)
+        err.print(f"[red]error:[/] {self.format_message()}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    envvar="TASKLOOM_HOME",
+    type=click.Path(file_okay=False),
+    help="Folder for the database and files (default ~/.taskloom, or $TASKLOOM_HOME).",
+)
+@click.version_option(package_name="taskloom")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Taskloom: design, run and schedule workflows of tasks."""
+    ctx.obj = {"home": home}
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the issues as a JSON list of {path, message, hint}.")
+def validate(file: str, as_json: bool) -> None:
+    """Check a workflow file and list every problem, with its JSON path and a hint.
+
+    Exit status 0 when the file is valid, 1 when it is not.
+
+    Example: taskloom validate assets/examples/hello.json
+    """
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    doc, issues = parse_document(raw)
+    if not issues:
+        issues = validate_document(doc)
+    if as_json:
+        _print_json([i.to_dict() for i in issues])
+    elif issues:
+        views.print_issues(out, issues)
+        out.print(f"[red]{file}: {len(issues)} problem(s)[/]")
+    else:
+        out.print(f"[green]{file}: valid[/]")
+    sys.exit(1 if issues else 0)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the taskloom/v1 workflow format."""
+    click.echo(schema_json(), nl=False)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-m", "--message", default="", help="A note stored with the new version.")
+@click.option("--json", "as_json", is_flag=True, help="Print [{file, name, version, created}].")
+@click.pass_context
+def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool) -> None:
+    """Store workflow files; each becomes a new version of the workflow it names.
+
+    An invalid file is reported with its problems and stores nothing. A file
+    identical to the current version stores nothing new.
+
+    Example: taskloom import assets/examples/*.json
+    """
+    results, failed = [], False
+    with _workspace(ctx) as ws:
+        for file in files:
+            try:
+                info, created = ws.import_file(file, message=message)
+            except UserError as exc:
+                failed = True
+                views.print_issues(err, exc.issues)
+                err.print(f"[red]error:[/] {exc}; nothing stored")
+                continue
+            results.append({"file": file, "name": info.workflow, "version": info.version, "created": created})
+            if not as_json:
+                verb = "imported" if created else "unchanged,"
+                out.print(f"{verb} [bold]{info.workflow}[/] version {info.version}  ({file})")
+    if as_json:
+        _print_json(results)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Export this version (default: the current one).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, name: str, version: int | None, output: str | None) -> None:
+    """Write a stored workflow as canonical JSON (stable key order, two-space indent)."""
+    with _workspace(ctx) as ws:
+        try:
+            text = canonical_json(ws.export(name, version))
+        except UserError as exc:
+            raise _Fail(exc) from None
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print [{name, title, version, paused, ...}].")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List stored workflows."""
+    with _workspace(ctx) as ws:
+        rows = []
+        for info in list_workflows(ws.db):
+            last = list_runs(ws.db, info.name, limit=1)
+            row = info.to_dict()
+            row["created"], row["updated"] = iso(info.created), iso(info.updated)
+            row["last_run"] = last[0].summary() if last else None
+            rows.append(row)
+    if as_json:
+        _print_json(rows)
+    else:
+        views.print_workflows(out, rows)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--status", type=click.Choice([s.value for s in RunState]), help="Only runs in this state.")
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print [{id, workflow, version, status, trigger, ...}].")
+@click.pass_context
+def runs(ctx: click.Context, name: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first, optionally of one workflow."""
+    with _workspace(ctx) as ws:
+        records = list_runs(ws.db, name, limit=limit, status=status)
+        rows = []
+        for record in records:
+            row = record.summary()
+            if as_json:
+                row["tasks"] = {k: v.to_dict() for k, v in ws.run(record.id).tasks.items()}
+            rows.append(row)
+    if as_json:
+        _print_json(rows)
+    else:
+        views.print_runs(out, rows)
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--task", "task_id", help="Only this task's lines.")
+@click.pass_context
+def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
+    """Print a run's captured log lines, and why skipped tasks did not run."""
+    with _workspace(ctx) as ws:
+        try:
+            run = ws.run(run_id)
+        except UserError as exc:
+            raise _Fail(exc) from None
+        if task_id is not None and task_id not in run.tasks:
+            raise click.ClickException(
+                f"run {run_id} has no task {task_id!r}; its tasks: {', '.join(run.tasks)}"
+            )
+        views.print_logs(out, run, iter_logs(ws.db, run_id, task_id=task_id), task_id)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE|NAME")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Set a declared param (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "status", "tasks": {...}} when done.')
+@click.pass_context
+def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool) -> None:
+    """Run a workflow once in the foreground: a stored NAME, or a FILE (validated, not stored).
+
+    Exit status 0 when the run succeeded, 1 otherwise.
+
+    Example: taskloom run hello -p who=world
+    """
+    with _workspace(ctx) as ws:
+        try:
+            resolved = ws.target(target)
+            run_id, _ = ws.start_run(resolved, parse_assignments(list(params)))
+        except ParamError as exc:
+            raise click.ClickException(str(exc)) from None
+        except UserError as exc:
+            raise _Fail(exc) from None
+        progress = views.RunProgress(err if as_json else out, resolved.workflow, run_id, quiet=as_json)
+        runner_box: list[Any] = []
+        previous = _install_stop_handlers(runner_box)
+        try:
+            with progress:
+                status = ws.execute(run_id, resolved, on_event=progress.update, on_runner=runner_box.append)
+        finally:
+            _restore_handlers(previous)
+        record = ws.run(run_id, attempts=True)
+    if as_json:
+        _print_json(views.run_json(record))
+    else:
+        views.print_run_result(out, record)
+    sys.exit(0 if status is RunState.SUCCEEDED else 1)
+
+
+def _install_stop_handlers(runner_box: list[Any]) -> dict[int, Any]:
+    """Ctrl-C or SIGTERM cancels the run: its processes are killed and the end is recorded."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if runner_box:
+            err.print(f"[yellow]{signal.Signals(signum).name}: cancelling the run...[/]")
+            runner_box[0].cancel()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="taskloom")
+
+
+if __name__ == "__main__":
+    main()
