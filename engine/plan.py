@@ -83,8 +83,10 @@ class RunPlan:
         self.skip_reasons: dict[str, str] = {}
         self._started: set[str] = set()
         for tid, state in (states or {}).items():
+            if tid not in self.states:
+                raise ValueError(f"task {tid!r} is not in workflow {workflow.name!r}")
             self.states[tid] = TaskState(state)
-            if state is not TaskState.PENDING:
+            if self.states[tid] is not TaskState.PENDING:
                 self._started.add(tid)
 
     def _join(self, task_id: str) -> tuple[str, str]:
