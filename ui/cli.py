@@ -46,7 +46,7 @@ def _workspace(ctx: click.Context) -> Iterator[Workspace]:
     try:
         ws = Workspace(ctx.obj["home"])
     except UserError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _Fail(exc) from None
     try:
         yield ws
     finally:
@@ -54,11 +54,11 @@ def _workspace(ctx: click.Context) -> Iterator[Workspace]:
 
 
 class _Fail(click.ClickException):
-    """A user mistake, with validation issues printed before the message."""
+    """A user mistake (exit 1), with validation issues printed before the message."""
 
-    def __init__(self, error: UserError) -> None:
+    def __init__(self, error: UserError | str) -> None:
         super().__init__(str(error))
-        self.issues = error.issues
+        self.issues = error.issues if isinstance(error, UserError) else []
 
     def show(self, file: Any = None) -> None:
         views.print_issues(err, self.issues)
@@ -92,7 +92,7 @@ def validate(file: str, as_json: bool) -> None:
     try:
         raw = Path(file).read_bytes()
     except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise _Fail(f"cannot read {file}: {exc.strerror or exc}") from None
     doc, issues = parse_document(raw)
     if not issues:
         issues = validate_document(doc)
@@ -216,9 +216,7 @@ def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
         except UserError as exc:
             raise _Fail(exc) from None
         if task_id is not None and task_id not in run.tasks:
-            raise click.ClickException(
-                f"run {run_id} has no task {task_id!r}; its tasks: {', '.join(run.tasks)}"
-            )
+            raise _Fail(f"run {run_id} has no task {task_id!r}; its tasks: {', '.join(run.tasks)}")
         views.print_logs(out, run, iter_logs(ws.db, run_id, task_id=task_id), task_id)
 
 
@@ -239,7 +237,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool)
             resolved = ws.target(target)
             run_id, _ = ws.start_run(resolved, parse_assignments(list(params)))
         except ParamError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _Fail(str(exc)) from None
         except UserError as exc:
             raise _Fail(exc) from None
         progress = views.RunProgress(err if as_json else out, resolved.workflow, run_id, quiet=as_json)
