@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
@@ -84,24 +85,33 @@ def _single_expression(value: str) -> str | None:
     return None
 
 
+@contextmanager
+def _explained(kind: str, text: str) -> Iterator[None]:
+    """Turn whatever rendering ``text`` raised into a :class:`TemplateError` that names it."""
+    try:
+        yield
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"invalid {kind} {text!r}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"unsafe {kind} {text!r} refused by the sandbox: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateError(f"{kind} {text!r}: {exc.message}") from None
+    except TemplateError:
+        raise
+    except Exception as exc:  # user code may raise anything (1/0, a bad index)
+        raise TemplateError(f"{kind} {text!r} failed: {type(exc).__name__}: {exc}") from None
+
+
 def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a Jinja expression in the sandbox and return its native value."""
     inner = _single_expression(expression)
     if inner is not None:
         expression = inner
-    try:
+    with _explained("expression", expression):
         result = _ENV.compile_expression(expression, undefined_to_none=False)(**context)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()
         return result
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"invalid expression {expression!r}: {exc.message}") from None
-    except SecurityError as exc:
-        raise TemplateError(f"unsafe expression {expression!r} refused by the sandbox: {exc}") from None
-    except UndefinedError as exc:
-        raise TemplateError(f"expression {expression!r}: {exc.message}") from None
-    except Exception as exc:  # a user expression may raise anything (1/0, bad index)
-        raise TemplateError(f"expression {expression!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def _render_string(value: str, context: Mapping[str, Any]) -> Any:
@@ -110,16 +120,8 @@ def _render_string(value: str, context: Mapping[str, Any]) -> Any:
     inner = _single_expression(value)
     if inner is not None:
         return evaluate_expression(inner, context)
-    try:
+    with _explained("template", value):
         return _ENV.from_string(value).render(**context)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"invalid template {value!r}: {exc.message}") from None
-    except SecurityError as exc:
-        raise TemplateError(f"unsafe template {value!r} refused by the sandbox: {exc}") from None
-    except UndefinedError as exc:
-        raise TemplateError(f"template {value!r}: {exc.message}") from None
-    except Exception as exc:
-        raise TemplateError(f"template {value!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
