@@ -103,6 +103,33 @@ def m001_core(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m002_recovery_and_secrets(db: sqlite_utils.Database) -> None:
+    """Heartbeats of runner processes, run ownership, cancel requests, reused tasks, secrets."""
+    _script(
+        db,
+        """
+        CREATE TABLE runners (
+            id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started REAL NOT NULL,
+            heartbeat REAL NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN owner TEXT;
+        ALTER TABLE runs ADD COLUMN cancel_requested REAL;
+        CREATE INDEX runs_owner ON runs(owner) WHERE owner IS NOT NULL;
+        ALTER TABLE task_states ADD COLUMN reused_from INTEGER;
+        CREATE TABLE secrets (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        )
+        """,
+    )
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):
