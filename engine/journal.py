@@ -13,7 +13,7 @@ from typing import Any, ContextManager, Protocol, Sequence
 
 from .states import RunState, TaskState
 
-__all__ = ["Journal", "LogLine", "UNSET"]
+__all__ = ["Journal", "LogLine", "UNSET", "Fenced", "TaskSnapshot", "RunSnapshot"]
 
 
 class _Unset:
@@ -35,6 +35,31 @@ class LogLine:
     ts: float
     stream: str  # "stdout" | "stderr" | "system"
     line: str
+
+
+class Fenced(RuntimeError):
+    """Another process took this run over; the runner must stop writing at once."""
+
+
+@dataclass
+class TaskSnapshot:
+    """A task's journaled state, for resuming a run."""
+
+    status: TaskState
+    attempts: int = 0  # the highest attempt number so far
+    failures: int = 0  # attempts that failed, timed out or crashed (they use up retries)
+    next_attempt_at: float | None = None
+    output: Any = None
+    skip_reason: str | None = None
+
+
+@dataclass
+class RunSnapshot:
+    """A run's journaled state, for resuming it."""
+
+    run_id: int
+    status: RunState
+    tasks: dict[str, TaskSnapshot]
 
 
 class Journal(Protocol):
@@ -85,3 +110,7 @@ class Journal(Protocol):
     ) -> None: ...
 
     def append_logs(self, lines: Sequence[LogLine]) -> None: ...
+
+    def load_run(self, run_id: int) -> RunSnapshot: ...
+
+    def cancel_requested(self, run_id: int) -> bool: ...
