@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["ProcessResult", "run_process", "kill_process_group"]
+__all__ = ["ProcessResult", "run_process", "kill_process_group", "group_members", "kill_leftover_group"]
 
 _CHUNK = 64 * 1024
 _POLL_INTERVAL = 0.05  # how often the cancel event (and exit, without pidfd) is checked
@@ -391,6 +391,57 @@ def _utf8_cut(data: bytes, limit: int) -> int:
     return limit
 
 
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (non-zombie) processes in process group ``pgid``, from /proc."""
+    members = []
+    for name in _proc_pids():
+        fields = _stat_fields(name)
+        if fields and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            members.append(int(name))
+    return members
+
+
+def kill_leftover_group(pgid: int, marker: str, *, grace: float) -> bool:
+    """Kill what is left of a task's process group after its runner died.
+
+    Only a group one of whose members carries ``marker`` (``KEY=VALUE``) in its
+    environment is ours: the pid may have been reused by an unrelated process.
+    Returns whether a group was found and killed.
+    """
+    wanted = marker.encode() + b"\0"
+    for pid in group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read() + b"\0"
+        except OSError:
+            continue
+        if b"\0" + wanted in b"\0" + environ:
+            if pgid <= 1 or pgid == os.getpgrp():
+                return False
+            kill_process_group(pgid, grace=grace)
+            return True
+    return False
+
+
+def _proc_pids() -> list[str]:
+    try:
+        return [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+
+
+def _stat_fields(pid: str) -> list[bytes] | None:
+    """The /proc/PID/stat fields after the command name: state, ppid, pgrp, ..."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields if len(fields) > 2 else None
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     """Signal our child's group; a group already gone, or not ours to signal, is ignored."""
     try:
@@ -411,25 +462,10 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _group_has_live_member(pgid: int) -> bool:
-    """Scan /proc for a non-zombie member of the group (True when /proc is unavailable)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
+    """Whether the group has a non-zombie member (True when /proc is unavailable)."""
+    if not os.path.isdir("/proc"):
         return True
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses; the fields after
-        # its closing parenthesis are: state, ppid, pgrp, ...
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+    return bool(group_members(pgid))
 
 
 def _close_pipes(proc: subprocess.Popen[bytes]) -> None:

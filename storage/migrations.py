@@ -112,6 +112,7 @@ def m002_recovery_and_secrets(db: sqlite_utils.Database) -> None:
         CREATE TABLE runners (
             id TEXT PRIMARY KEY,
             pid INTEGER NOT NULL,
+            pid_start TEXT,
             host TEXT NOT NULL,
             started REAL NOT NULL,
             heartbeat REAL NOT NULL

@@ -147,18 +147,19 @@ def create_run(
     logical_time: float | None = None,
     parent_run_id: int | None = None,
     source: str = "store",
+    owner: str | None = None,
 ) -> int:
     """Record a queued run of ``doc`` with every task pending; return its id."""
     with write_txn(db):
         digest = put_document(db, doc, at=at)
         cursor = db.execute(
             "INSERT INTO runs (workflow, version, document, status, trigger, trigger_payload, params,"
-            " logical_time, created, parent_run_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " logical_time, created, parent_run_id, source, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 doc["name"], version, digest, RunState.QUEUED.value, trigger,
                 None if trigger_payload is None else dump_json(trigger_payload),
                 dump_json(dict(params)), at if logical_time is None else logical_time,
-                at, parent_run_id, source,
+                at, parent_run_id, source, owner,
             ],
         )
         run_id = int(cursor.lastrowid)
