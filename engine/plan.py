@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 from .model import Edge, Workflow
 from .states import FAILURE_STATES, TERMINAL_TASK_STATES, RunState, TaskState
 
-__all__ = ["RunPlan", "edge_satisfied", "run_outcome"]
+__all__ = ["RunPlan", "edge_satisfied", "run_outcome", "tasks_to_rerun"]
 
 
 def edge_satisfied(edge: Edge, state: TaskState, output: Any = None) -> bool:
@@ -177,3 +177,29 @@ class RunPlan:
     def outcome(self) -> RunState:
         """The run's end state; call when :meth:`done`."""
         return run_outcome(self.workflow, self.states)
+
+
+def tasks_to_rerun(
+    workflow: Workflow,
+    states: Mapping[str, TaskState],
+    *,
+    from_task: str | None = None,
+    failed: bool = False,
+) -> set[str]:
+    """The tasks a re-run executes again; every other task keeps its result.
+
+    ``from_task``: that task and everything downstream of it. ``failed``:
+    the tasks that failed, timed out, crashed or were cancelled, and
+    everything downstream of them. Neither: every task. A task outside the
+    set that did not succeed or get skipped has no result to reuse, so it
+    runs again too.
+    """
+    if from_task is not None:
+        seeds = {from_task}
+    elif failed:
+        seeds = {t for t, s in states.items() if s in FAILURE_STATES or s is TaskState.CANCELLED}
+    else:
+        return set(workflow.tasks)
+    rerun = workflow.downstream_of(seeds)
+    reusable = (TaskState.SUCCEEDED, TaskState.SKIPPED)
+    return rerun | {t for t in workflow.tasks if TaskState(states.get(t, TaskState.PENDING)) not in reusable}

@@ -8,8 +8,21 @@ attempt is on disk before its process exists. In-process types (``noop``,
 ``condition``) run on the loop's thread; the others run on a thread each,
 in a child process of their own.
 
-The runner takes time from an injected clock and writes only through the
-:class:`engine.journal.Journal` protocol.
+A run can be resumed from its journal (:meth:`Runner.run` with a snapshot):
+succeeded tasks keep their outputs, a retry waiting for its backoff starts at
+its persisted instant. Three ways to stop early:
+
+* :meth:`Runner.cancel` (``taskloom cancel``, also requested through the
+  journal from another process): running attempts are killed and end
+  ``cancelled``, pending tasks end ``cancelled``, the run ends ``cancelled``.
+* :meth:`Runner.stop` (SIGTERM, Ctrl-C): no new attempts start; running ones
+  get a grace period, then are killed and recorded ``cancelled`` with their
+  tasks pending again; the run ends ``crashed`` and can be resumed.
+* :class:`engine.journal.Fenced`: another process took the run over; this
+  one kills its attempts and writes nothing more.
+
+Secret values are masked in every log line, error, output and rendered
+parameter before the journal sees them.
 """
 
 from __future__ import annotations
@@ -22,20 +35,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from .journal import Journal, LogLine
+from .journal import Fenced, Journal, LogLine, RunSnapshot
 from .logbuffer import LogBuffer
+from .masking import Masker
 from .model import Task, Workflow
 from .plan import RunPlan
 from .registry import Registry, TaskType, default_registry
 from .retry import next_attempt_at
-from .states import FAILURE_STATES, RunState, TaskState
+from .states import FAILURE_STATES, TERMINAL_TASK_STATES, RunState, TaskState
 from .tasks.base import AttemptContext, AttemptResult, TaskFunction, load_entry
-from .templates import TemplateError, render_value
+from .templates import SecretsNamespace, TemplateError, render_value
 
-__all__ = ["Runner", "RunEvent", "minimal_env"]
+__all__ = ["Runner", "RunEvent", "minimal_env", "Fenced"]
 
 #: Variables a task inherits from the runner's environment; everything else is dropped.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "TZ")
+
+#: How often the loop looks for a cancel requested by another process.
+CANCEL_POLL_SECONDS = 0.5
 
 
 def minimal_env(source: Mapping[str, str]) -> dict[str, str]:
@@ -76,8 +93,9 @@ class _Ended:
 
 
 @dataclass
-class _RunState:
-    attempts: dict[str, int] = field(default_factory=dict)
+class _Progress:
+    attempts: dict[str, int] = field(default_factory=dict)  # highest attempt number
+    failures: dict[str, int] = field(default_factory=dict)  # attempts that used up a retry
     running: dict[str, _Running] = field(default_factory=dict)
     retry_due: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -95,6 +113,7 @@ class Runner:
         clock: Callable[[], float] = time.time,
         cwd: str | None = None,
         environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
         on_event: Callable[[RunEvent], None] | None = None,
         grace: float = 5.0,
     ) -> None:
@@ -104,18 +123,31 @@ class Runner:
         self.clock = clock
         self.cwd = cwd or os.getcwd()
         self.env = minimal_env(os.environ if environ is None else environ)
+        self.secrets = dict(secrets or {})
+        self.masker = Masker(self.secrets.values())
         self.on_event = on_event or (lambda event: None)
         self.grace = grace
-        self._events: queue.Queue[_Ended] = queue.Queue()
+        self._events: queue.Queue[_Ended | None] = queue.Queue()
         self._cancel = threading.Event()
+        self._stop_reason: str | None = None
+        self._stop_deadline: float | None = None
         self._functions: dict[str, TaskFunction] = {}
 
     # -- public -------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop the run: running attempts are killed, pending tasks cancelled. Thread- and signal-safe."""
+        """Cancel the run. Thread- and signal-safe."""
         self._cancel.set()
-        self._events.put_nowait(None)  # type: ignore[arg-type]  # wake the loop
+        self._events.put_nowait(None)  # wake the loop
+
+    def stop(self, reason: str) -> None:
+        """Interrupt the run so it can be resumed; a second call skips the grace period."""
+        now = time.monotonic()
+        if self._stop_reason is None:
+            self._stop_reason, self._stop_deadline = reason, now + self.grace
+        else:
+            self._stop_deadline = now
+        self._events.put_nowait(None)
 
     def run(
         self,
@@ -124,75 +156,125 @@ class Runner:
         params: Mapping[str, Any],
         logical_time: float,
         trigger_payload: Any = None,
+        snapshot: RunSnapshot | None = None,
     ) -> RunState:
-        """Execute the run ``run_id`` (already created, all tasks pending) to its end."""
+        """Execute run ``run_id`` (already created) to its end, resuming from ``snapshot`` if given."""
         self._run_id = run_id
         self._context = {
             "params": dict(params),
             "tasks": {},
-            "run": {
-                "id": run_id,
-                "logical_time": datetime.fromtimestamp(logical_time, tz=timezone.utc).isoformat(),
-            },
+            "run": {"id": run_id, "logical_time": datetime.fromtimestamp(logical_time, tz=timezone.utc).isoformat()},
             "trigger": {"payload": trigger_payload},
+            "secrets": SecretsNamespace(self.secrets),
         }
-        self._plan = RunPlan(self.workflow)
-        self._state = _RunState(attempts={tid: 0 for tid in self.workflow.tasks})
+        self._progress = _Progress(
+            attempts={tid: 0 for tid in self.workflow.tasks}, failures={tid: 0 for tid in self.workflow.tasks}
+        )
+        self._plan = self._plan_from(snapshot)
         self._logs = LogBuffer(self.journal.append_logs)
         started = self.clock()
         self._deadline = started + self.workflow.settings.timeout
-        self.journal.run_started(run_id, at=started)
-        self.on_event(RunEvent("run", None, RunState.RUNNING.value))
         try:
+            self.journal.run_started(run_id, at=started)
+            self.on_event(RunEvent("run", None, RunState.RUNNING.value))
+            if snapshot is not None:
+                self._restore_skips(started)
             outcome = self._loop()
+            self._logs.flush()
+            self.journal.run_ended(run_id, outcome, at=self.clock(), error=self._progress.error)
+        except Fenced:
+            self._kill_all()
+            raise
         finally:
-            self._stop_all()
+            self._kill_all()
             self._logs.close()
-        self.journal.run_ended(run_id, outcome, at=self.clock(), error=self._state.error)
-        self.on_event(RunEvent("run", None, outcome.value, detail=self._state.error or ""))
+        self.on_event(RunEvent("run", None, outcome.value, detail=self._progress.error or ""))
         return outcome
+
+    # -- resuming -----------------------------------------------------------
+
+    def _plan_from(self, snapshot: RunSnapshot | None) -> RunPlan:
+        """A fresh plan, or one that takes up a journaled run where it stopped."""
+        if snapshot is None:
+            return RunPlan(self.workflow)
+        ended = {t: s.status for t, s in snapshot.tasks.items() if s.status in TERMINAL_TASK_STATES}
+        outputs = {t: s.output for t, s in snapshot.tasks.items() if s.status is TaskState.SUCCEEDED}
+        plan = RunPlan(self.workflow, states=ended, outputs=outputs)
+        for task_id, task in snapshot.tasks.items():
+            self._progress.attempts[task_id] = task.attempts
+            self._progress.failures[task_id] = task.failures
+            if task_id in ended:
+                if task.skip_reason:
+                    plan.skip_reasons[task_id] = task.skip_reason
+                self._context["tasks"][task_id] = {"status": task.status.value, "output": task.output}
+            elif task.next_attempt_at is not None:
+                # A retry waiting for its backoff keeps its persisted instant.
+                self._progress.retry_due[task_id] = task.next_attempt_at
+                plan.mark_waiting(task_id)
+        return plan
+
+    def _restore_skips(self, now: float) -> None:
+        """Skips implied by the restored states (tasks reused by a re-run, for one)."""
+        with self.journal.batch():
+            for task_id, reason in self._plan.initial_skips():
+                self._skip(task_id, reason, now)
 
     # -- the loop -----------------------------------------------------------
 
     def _loop(self) -> RunState:
         ended: list[_Ended] = []
+        next_cancel_poll = 0.0
         while True:
-            launches: list[tuple[_Running, Task, TaskType, Mapping[str, Any]]] = []
+            launches = []
             self._logs.flush()  # lines of ended attempts reach disk before their end state
             with self.journal.batch():
                 for item in ended:
                     self._attempt_ended(item)
                 ended = []
-                if self._cancel.is_set():
-                    return self._cancel_run("cancelled")
                 now = self.clock()
+                if now >= next_cancel_poll:
+                    next_cancel_poll = now + CANCEL_POLL_SECONDS
+                    if self.journal.cancel_requested(self._run_id):
+                        self._cancel.set()
+                if self._cancel.is_set():
+                    return self._end_cancelled()
                 if now >= self._deadline:
-                    return self._time_out_run()
-                for task_id in self._startable(now):
-                    launch = self._start_attempt(task_id, now)
-                    if launch is not None:
-                        launches.append(launch)
-                if self._plan.done() and not self._state.running:
+                    return self._end_timed_out()
+                if self._stop_reason is not None:
+                    if not self._progress.running:
+                        return self._end_interrupted()
+                    if time.monotonic() >= (self._stop_deadline or 0):
+                        self._kill_all()  # their results are queued; the next turn records them
+                else:
+                    launches = [self._start_attempt(t, now) for t in self._startable(now)]
+                if self._plan.done() and not self._progress.running:
                     return self._plan.outcome()
-            inline_results = [self._launch(*launch) for launch in launches]
-            ended.extend(r for r in inline_results if r is not None)
+            for launch in launches:
+                if launch is not None:
+                    inline = self._launch(*launch)
+                    if inline is not None:
+                        ended.append(inline)
             if not ended:
-                ended.extend(self._wait(self._next_wakeup()))
+                ended.extend(self._wait(min(self._next_wakeup(), CANCEL_POLL_SECONDS)))
             ended.extend(self._drain())
 
     def _startable(self, now: float) -> list[str]:
-        slots = self.workflow.settings.max_parallel_tasks - len(self._state.running)
-        due = [t for t, at in self._state.retry_due.items() if at <= now]
-        for task_id in due:
-            del self._state.retry_due[task_id]
-        candidates = due + self._plan.ready()
-        return candidates[: max(slots, 0)] if slots < len(candidates) else candidates
+        slots = self.workflow.settings.max_parallel_tasks - len(self._progress.running)
+        due = sorted((at, t) for t, at in self._progress.retry_due.items() if at <= now)
+        candidates = [t for _, t in due] + self._plan.ready()
+        chosen = candidates[: max(slots, 0)]
+        for task_id in chosen:
+            self._progress.retry_due.pop(task_id, None)
+        return chosen
 
     def _next_wakeup(self) -> float:
         wake = self._deadline
-        if self._state.retry_due:
-            wake = min(wake, min(self._state.retry_due.values()))
-        return max(0.0, wake - self.clock())
+        if self._progress.retry_due:
+            wake = min(wake, min(self._progress.retry_due.values()))
+        timeout = wake - self.clock()
+        if self._stop_deadline is not None:
+            timeout = min(timeout, self._stop_deadline - time.monotonic())
+        return max(0.0, timeout)
 
     def _wait(self, timeout: float) -> list[_Ended]:
         try:
@@ -216,36 +298,33 @@ class Runner:
     def _start_attempt(self, task_id: str, now: float):
         task = self.workflow.tasks[task_id]
         task_type = self.registry[task.type]
-        number = self._state.attempts[task_id] + 1
-        self._state.attempts[task_id] = number
+        number = self._progress.attempts[task_id] + 1
+        self._progress.attempts[task_id] = number
         self._plan.mark_started(task_id)
         try:
-            params = self._render(task, task_type)
-            render_error = None
+            params, render_error = self._render(task, task_type), None
         except TemplateError as exc:
-            params, render_error = dict(task.params), f"parameter template failed: {exc}"
+            params, render_error = dict(task.params), f"parameter template failed: {self.masker.mask(str(exc))}"
         attempt_id = self.journal.attempt_started(
-            self._run_id, task_id, number, at=now, params=params
+            self._run_id, task_id, number, at=now, params=self.masker.mask_value(params)
         )
         self.journal.task_changed(
             self._run_id, task_id, TaskState.RUNNING, at=now, attempts=number, next_attempt_at=None
         )
         running = _Running(task_id, number, attempt_id, threading.Event())
-        self._state.running[task_id] = running
+        self._progress.running[task_id] = running
         self.on_event(RunEvent("task", task_id, TaskState.RUNNING.value, number))
         if render_error is not None:
             # Deterministic: retrying the same inputs cannot help, so no retry.
-            self._events.put(
-                _Ended(task_id, number, attempt_id, AttemptResult(TaskState.FAILED, error=render_error), now)
-            )
-            self._state.attempts[task_id] = max(number, task.retries + 1)
+            self._progress.failures[task_id] = task.retries
+            result = AttemptResult(TaskState.FAILED, error=render_error)
+            self._events.put(_Ended(task_id, number, attempt_id, result, now))
             return None
         return running, task, task_type, params
 
     def _render(self, task: Task, task_type: TaskType) -> dict[str, Any]:
-        context = self._context
         return {
-            key: value if key in task_type.expression_params else render_value(value, context)
+            key: value if key in task_type.expression_params else render_value(value, self._context)
             for key, value in task.params.items()
         }
 
@@ -264,6 +343,7 @@ class Runner:
                 "TASKLOOM_RUN_ID": str(self._run_id),
                 "TASKLOOM_TASK_ID": task.id,
                 "TASKLOOM_ATTEMPT": str(running.attempt),
+                "TASKLOOM_ATTEMPT_ID": str(running.attempt_id),
             },
             cwd=self.cwd,
             template_context=self._context,
@@ -281,6 +361,9 @@ class Runner:
         return None
 
     def _ended(self, running: _Running, result: AttemptResult) -> _Ended:
+        if self.masker:
+            result.error = None if result.error is None else self.masker.mask(result.error)
+            result.output = self.masker.mask_value(result.output)
         return _Ended(running.task_id, running.attempt, running.attempt_id, result, self.clock())
 
     @staticmethod
@@ -296,44 +379,52 @@ class Runner:
         return self._functions[task_type.name]
 
     def _logger(self, task_id: str, attempt: int) -> Callable[[str, str], None]:
-        append, run_id, clock = self._logs.append, self._run_id, self.clock
-
-        def log(stream: str, line: str) -> None:
-            append(LogLine(run_id, task_id, attempt, clock(), stream, line))
-
-        return log
+        append, run_id, clock, masker = self._logs.append, self._run_id, self.clock, self.masker
+        if not masker:
+            return lambda stream, line: append(LogLine(run_id, task_id, attempt, clock(), stream, line))
+        return lambda stream, line: append(LogLine(run_id, task_id, attempt, clock(), stream, masker.mask(line)))
 
     def _attempt_ended(self, item: _Ended) -> None:
         result, task_id = item.result, item.task_id
-        self._state.running.pop(task_id, None)
+        self._progress.running.pop(task_id, None)
+        if result.status is TaskState.CANCELLED and self._stop_reason is not None:
+            result.error = f"interrupted ({self._stop_reason}); the task runs again when the run resumes"
         self.journal.attempt_ended(
             item.attempt_id, result.status, at=item.at, exit_code=result.exit_code,
             signal=result.signal, error=result.error, output=result.output,
         )
         self.on_event(RunEvent("task", task_id, result.status.value, item.attempt, result.error or ""))
-        if result.status in FAILURE_STATES and not self._cancel.is_set():
-            due = next_attempt_at(self.workflow.tasks[task_id], item.attempt, item.at)
-            if due is not None and self._state.attempts[task_id] <= self.workflow.tasks[task_id].retries:
+        if result.status is TaskState.CANCELLED and self._stop_reason is not None:
+            self._requeue_interrupted(item)
+            return
+        if result.status in FAILURE_STATES:
+            self._progress.failures[task_id] += 1
+            task = self.workflow.tasks[task_id]
+            due = next_attempt_at(task, self._progress.failures[task_id], item.at)
+            if due is not None and not self._cancel.is_set():
                 self._schedule_retry(item, due)
                 return
         self._finish_task(task_id, result.status, at=item.at, output=result.output, error=result.error)
 
     def _schedule_retry(self, item: _Ended, due: float) -> None:
         task = self.workflow.tasks[item.task_id]
-        self._state.retry_due[item.task_id] = due
+        failures = self._progress.failures[item.task_id]
+        self._progress.retry_due[item.task_id] = due
         self._plan.mark_waiting(item.task_id)
         message = (
-            f"attempt {item.attempt} {item.result.status.value}; retry {item.attempt}/{task.retries}"
+            f"attempt {item.attempt} {item.result.status.value}; retry {failures}/{task.retries}"
             f" will start {due - item.at:g} second(s) from now"
         )
         self._logs.append(LogLine(self._run_id, item.task_id, item.attempt, item.at, "system", message))
         self.journal.task_changed(
-            self._run_id, item.task_id, item.result.status, at=item.at, error=item.result.error
-        )
-        self.journal.task_changed(
-            self._run_id, item.task_id, TaskState.PENDING, at=item.at, next_attempt_at=due
+            self._run_id, item.task_id, TaskState.PENDING, at=item.at, next_attempt_at=due, error=item.result.error
         )
         self.on_event(RunEvent("task", item.task_id, "retrying", item.attempt, message))
+
+    def _requeue_interrupted(self, item: _Ended) -> None:
+        """An attempt killed by :meth:`stop` runs again when the run resumes; it used up no retry."""
+        self._plan.mark_waiting(item.task_id)
+        self.journal.task_changed(self._run_id, item.task_id, TaskState.PENDING, at=item.at, next_attempt_at=None)
 
     def _finish_task(
         self, task_id: str, status: TaskState, *, at: float, output: Any = None, error: str | None = None
@@ -352,53 +443,54 @@ class Runner:
         self.journal.task_changed(self._run_id, task_id, TaskState.SKIPPED, at=at, skip_reason=reason)
         self.on_event(RunEvent("task", task_id, TaskState.SKIPPED.value, detail=reason))
 
-    # -- stopping -----------------------------------------------------------
+    # -- ending early -------------------------------------------------------
 
-    def _stop_all(self) -> None:
-        """Kill whatever still runs and wait for the threads (their results are discarded)."""
-        for running in self._state.running.values():
+    def _kill_all(self) -> None:
+        """Kill every running attempt and wait for its thread (results stay queued)."""
+        for running in self._progress.running.values():
             running.cancel.set()
-        for running in list(self._state.running.values()):
+        for running in list(self._progress.running.values()):
             if running.thread is not None:
                 running.thread.join()
 
-    def _end_running(self, status: TaskState, error: str) -> None:
-        for running in self._state.running.values():
-            running.cancel.set()
-        for running in list(self._state.running.values()):
-            if running.thread is not None:
-                running.thread.join()
+    def _collect_killed(self, status: TaskState, error: str) -> None:
+        """Record the attempts :meth:`_kill_all` ended, as ``status`` unless they ended otherwise first."""
+        self._kill_all()
         self._logs.flush()
-        now = self.clock()
         for item in self._drain():
-            self._state.running.pop(item.task_id, None)
+            self._progress.running.pop(item.task_id, None)
             final = status if item.result.status is TaskState.CANCELLED else item.result.status
+            message = error if final is status else item.result.error
             self.journal.attempt_ended(
                 item.attempt_id, final, at=item.at, exit_code=item.result.exit_code,
-                signal=item.result.signal, error=error if final is status else item.result.error,
-                output=item.result.output,
+                signal=item.result.signal, error=message, output=item.result.output,
             )
             self._plan.states[item.task_id] = final
-            self.journal.task_changed(self._run_id, item.task_id, final, at=now, error=item.result.error or error)
+            self.journal.task_changed(self._run_id, item.task_id, final, at=item.at, error=message)
 
-    def _cancel_run(self, reason: str) -> RunState:
-        self._end_running(TaskState.CANCELLED, reason)
+    def _end_pending(self, status: TaskState, reason: str) -> None:
         now = self.clock()
         for task_id in self._plan.pending():
-            self._plan.states[task_id] = TaskState.CANCELLED
-            self.journal.task_changed(self._run_id, task_id, TaskState.CANCELLED, at=now, next_attempt_at=None)
-        self._state.error = reason
+            self._plan.states[task_id] = status
+            reason_column = reason if status is TaskState.SKIPPED else None
+            self.journal.task_changed(
+                self._run_id, task_id, status, at=now, next_attempt_at=None, skip_reason=reason_column
+            )
+        self._progress.error = reason
+
+    def _end_cancelled(self) -> RunState:
+        self._collect_killed(TaskState.CANCELLED, "cancelled")
+        self._end_pending(TaskState.CANCELLED, "cancelled")
         return RunState.CANCELLED
 
-    def _time_out_run(self) -> RunState:
-        limit = self.workflow.settings.timeout
-        reason = f"the run exceeded settings.timeout ({limit:g} s)"
-        self._end_running(TaskState.TIMED_OUT, reason)
-        now = self.clock()
-        for task_id in self._plan.pending():
-            self._plan.states[task_id] = TaskState.SKIPPED
-            self.journal.task_changed(
-                self._run_id, task_id, TaskState.SKIPPED, at=now, skip_reason=reason, next_attempt_at=None
-            )
-        self._state.error = reason
+    def _end_timed_out(self) -> RunState:
+        reason = f"the run exceeded settings.timeout ({self.workflow.settings.timeout:g} s)"
+        self._collect_killed(TaskState.TIMED_OUT, reason)
+        self._end_pending(TaskState.SKIPPED, reason)
         return RunState.FAILED
+
+    def _end_interrupted(self) -> RunState:
+        self._progress.error = (
+            f"interrupted ({self._stop_reason}); resume it with: taskloom resume {self._run_id}"
+        )
+        return RunState.CRASHED

@@ -30,6 +30,7 @@ __all__ = [
     "references",
     "expression_references",
     "has_template",
+    "SecretsNamespace",
 ]
 
 #: The names a template may use.
@@ -50,6 +51,13 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+class SecretsNamespace(dict):
+    """The ``secrets`` a template sees; reading one that is not set says how to set it."""
+
+    def missing(self, name: str) -> TemplateError:
+        return TemplateError(f"secret {name!r} is not set; set it with: taskloom secrets set {name}")
+
+
 class _DataFirstEnvironment(SandboxedEnvironment):
     """``x.key`` on a JSON object reads the key before any dict method.
 
@@ -61,7 +69,14 @@ class _DataFirstEnvironment(SandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
+        if isinstance(obj, SecretsNamespace):
+            raise obj.missing(attribute)
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, SecretsNamespace) and argument not in obj:
+            raise obj.missing(str(argument))
+        return super().getitem(obj, argument)
 
 
 _ENV = _DataFirstEnvironment(

@@ -1,33 +1,38 @@
 """A Taskloom home opened for work: the database plus the operations the CLI and UI share.
 
 It turns user input (a file path or a stored name, ``key=value`` params) into
-validated documents, versions and runs, and executes runs with the engine's
-runner journaling into this database. Errors are :class:`UserError` with a
-message fit to print.
+validated documents, versions and runs; executes, resumes, re-runs and
+cancels runs with the engine's runner journaling into this database. Errors
+are :class:`UserError` with a message fit to print.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import sqlite_utils
 
 from engine.model import Workflow
 from engine.params import ParamError, resolve_params
+from engine.plan import tasks_to_rerun
 from engine.registry import Registry, default_registry
 from engine.runner import RunEvent, Runner
-from engine.states import RunState
-from engine.validation import DocumentError, Issue, parse_document, validate_document
+from engine.states import TERMINAL_RUN_STATES, RunState, TaskState
+from engine.validation import Issue, parse_document, validate_document
 
-from .db import StorageError, connect
+from .db import StorageError, connect, write_txn
+from .heartbeat import Heartbeat
 from .home import database_path, resolve_home
 from .journal import SqliteJournal
+from .recovery import Recovered, cancel_orphan, find_orphans, take_over
 from .runs import RunRecord, create_run, get_run
-from .workflows import NotFound, VersionInfo, get_document, save_version
+from .secrets import SecretError, SecretStore
+from .workflows import NotFound, VersionInfo, document_by_hash, get_document, save_version
 
 __all__ = ["Workspace", "UserError", "Target"]
 
@@ -55,9 +60,10 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None) -> None:
         self.home = resolve_home(home)
+        self.db_path = database_path(self.home)
         self.registry = registry or default_registry()
         try:
-            self.db: sqlite_utils.Database = connect(database_path(self.home))
+            self.db: sqlite_utils.Database = connect(self.db_path)
         except StorageError as exc:
             raise UserError(str(exc)) from None
 
@@ -85,8 +91,7 @@ class Workspace:
 
     def import_file(self, path: str | os.PathLike[str], *, message: str = "") -> tuple[VersionInfo, bool]:
         """Store a file as a new version; return the version and whether it is new."""
-        doc = self.read_file(path)
-        return self.save(doc, message=message)
+        return self.save(self.read_file(path), message=message)
 
     def save(self, doc: Mapping[str, Any], *, message: str = "") -> tuple[VersionInfo, bool]:
         issues = validate_document(doc, self.registry)
@@ -119,11 +124,18 @@ class Workspace:
 
     # -- runs ---------------------------------------------------------------
 
+    @contextmanager
+    def session(self) -> Iterator[Heartbeat]:
+        """This process's heartbeat, held while it runs workflows."""
+        with Heartbeat(self.db_path) as heartbeat:
+            yield heartbeat
+
     def start_run(
         self,
         target: Target,
         params: Mapping[str, Any],
         *,
+        owner: str | None = None,
         from_text: bool = True,
         trigger: str = "manual",
         trigger_payload: Any = None,
@@ -134,33 +146,126 @@ class Workspace:
             resolved = resolve_params(target.workflow, params, from_text=from_text)
         except ParamError as exc:
             raise UserError(str(exc)) from None
-        now = time.time()
         run_id = create_run(
-            self.db, target.document, at=now, params=resolved, version=target.version,
+            self.db, target.document, at=time.time(), params=resolved, version=target.version,
             trigger=trigger, trigger_payload=trigger_payload, logical_time=logical_time,
-            source=target.source,
+            source=target.source, owner=owner,
         )
         return run_id, resolved
+
+    def workflow_of(self, run: RunRecord) -> Workflow:
+        return Workflow.from_document(document_by_hash(self.db, run.document))
+
+    def secret_values(self) -> dict[str, str]:
+        try:
+            return SecretStore(self.db, self.home).values()
+        except SecretError as exc:
+            raise UserError(str(exc)) from None
 
     def execute(
         self,
         run_id: int,
-        target: Target,
         *,
+        owner: str | None = None,
         on_event: Callable[[RunEvent], None] | None = None,
         on_runner: Callable[[Runner], None] | None = None,
         cwd: str | None = None,
+        grace: float = 5.0,
     ) -> RunState:
-        """Run a queued run in this process until it ends."""
+        """Run a queued or crashed run in this process until it ends, taking it up where it stopped."""
         run = get_run(self.db, run_id)
+        journal = SqliteJournal(self.db, owner=owner, home=self.home)
         runner = Runner(
-            target.workflow, SqliteJournal(self.db), registry=self.registry, on_event=on_event, cwd=cwd
+            self.workflow_of(run), journal, registry=self.registry, on_event=on_event, cwd=cwd,
+            secrets=self.secret_values(), grace=grace,
         )
         if on_runner is not None:
             on_runner(runner)
         return runner.run(
-            run_id, params=run.params, logical_time=run.logical_time, trigger_payload=run.trigger_payload
+            run_id, params=run.params, logical_time=run.logical_time,
+            trigger_payload=run.trigger_payload, snapshot=journal.load_run(run_id),
         )
+
+    def recover(self, owner: str, *, run_id: int | None = None, grace: float = 5.0) -> list[Recovered]:
+        """Take over runs whose runner died (all of them, or ``run_id``); see :mod:`storage.recovery`."""
+        recovered = []
+        for orphan in find_orphans(self.db, run_id=run_id):
+            taken = take_over(self.db, orphan, owner=owner, grace=grace)
+            if taken is not None:
+                recovered.append(taken)
+        return recovered
+
+    def claim_crashed(self, run_id: int, owner: str) -> RunRecord:
+        """Make ``owner`` the owner of a crashed run so it can resume it; explain when it cannot."""
+        run = self.run(run_id)
+        if run.status in (RunState.QUEUED.value, RunState.RUNNING.value):
+            raise UserError(f"run {run_id} is {run.status} in another process that is still alive; nothing to resume")
+        if run.status != RunState.CRASHED.value:
+            raise UserError(
+                f"run {run_id} already {run.status}; only crashed or interrupted runs resume"
+                f" (start it again with: taskloom rerun {run_id})"
+            )
+        with write_txn(self.db):
+            claimed = self.db.execute(
+                "UPDATE runs SET owner = ? WHERE id = ? AND status = 'crashed' AND owner IS ?",
+                [owner, run_id, self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()[0]],
+            ).rowcount
+        if not claimed:
+            raise UserError(f"run {run_id} was just taken up by another process")
+        return run
+
+    def rerun(self, run_id: int, *, owner: str | None, from_task: str | None = None, failed: bool = False) -> int:
+        """A new run of the same version, params and payload, reusing the results outside the re-run part."""
+        parent = self.run(run_id)
+        workflow = self.workflow_of(parent)
+        states = {t: TaskState(r.status) for t, r in parent.tasks.items()}
+        if from_task is not None and from_task not in workflow.tasks:
+            raise UserError(f"run {run_id} has no task {from_task!r}; its tasks: {', '.join(workflow.tasks)}")
+        if failed and not any(s.value in ("failed", "timed_out", "crashed", "cancelled") for s in states.values()):
+            raise UserError(f"run {run_id} has no failed task to re-run")
+        again = tasks_to_rerun(workflow, states, from_task=from_task, failed=failed)
+        doc = document_by_hash(self.db, parent.document)
+        with write_txn(self.db):
+            new_id = create_run(
+                self.db, doc, at=time.time(), params=parent.params, version=parent.version,
+                trigger="rerun", trigger_payload=parent.trigger_payload, logical_time=parent.logical_time,
+                parent_run_id=parent.id, source=parent.source, owner=owner,
+            )
+            for task_id in workflow.tasks:
+                if task_id not in again:
+                    self.db.execute(
+                        "UPDATE task_states SET (status, output, skip_reason, reused_from) ="
+                        " (SELECT status, output, skip_reason, run_id FROM task_states WHERE run_id = ? AND task_id = ?)"
+                        " WHERE run_id = ? AND task_id = ?",
+                        [parent.id, task_id, new_id, task_id],
+                    )
+        return new_id
+
+    def request_cancel(self, run_id: int, *, owner: str, grace: float = 5.0) -> str:
+        """Cancel a run from any process: ask its live runner, or cancel it here if nobody runs it.
+
+        Returns ``"requested"`` (its runner will stop it), ``"cancelled"`` (done
+        here), or ``"ended"`` when the run had already ended.
+        """
+        run = self.run(run_id)
+        if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+            return "ended"
+        orphans = find_orphans(self.db, run_id=run_id)
+        if run.status == RunState.CRASHED.value or orphans:
+            from .recovery import Orphan
+
+            orphan = orphans[0] if orphans else Orphan(run_id, run.workflow, self._owner(run_id), "crashed")
+            return "cancelled" if cancel_orphan(self.db, orphan, owner=owner, grace=grace) else "ended"
+        with write_txn(self.db):
+            self.db.execute(
+                "UPDATE runs SET cancel_requested = ? WHERE id = ? AND cancel_requested IS NULL",
+                [time.time(), run_id],
+            )
+        return "requested"
+
+    def _owner(self, run_id: int) -> str | None:
+        row = self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()
+        return row[0] if row else None
 
     def run(self, run_id: int, *, attempts: bool = False) -> RunRecord:
         try:

@@ -46,7 +46,7 @@ def run_doc(ws: Workspace, tmp_path: Path):
         path.write_text(json.dumps(doc))
         target = ws.target(str(path))
         run_id, _ = ws.start_run(target, params or {})
-        ws.execute(run_id, target, cwd=str(tmp_path), **execute)
+        ws.execute(run_id, cwd=str(tmp_path), **execute)
         return ws.run(run_id, attempts=True)
 
     return run

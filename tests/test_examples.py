@@ -23,6 +23,6 @@ def test_example_validates_and_runs(path: Path, ws, tmp_path):
         params = {"source": str(tmp_path / "a.db"), "target": str(tmp_path / "b.db")}
     target = ws.target(str(path))
     run_id, _ = ws.start_run(target, params)
-    ws.execute(run_id, target, cwd=str(tmp_path))
+    ws.execute(run_id, cwd=str(tmp_path))
     run = ws.run(run_id)
     assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}

@@ -201,7 +201,7 @@ def test_tasks_get_a_minimal_environment(run_doc, ws, monkeypatch):
     assert "TASKLOOM_TEST_LEAK" not in names
     assert {"PATH", "MINE", "TASKLOOM_RUN_ID", "TASKLOOM_TASK_ID"} <= names
     assert names - {"PATH", "HOME", "LANG", "TZ", "MINE", "PWD", "SHLVL", "_", "OLDPWD"} <= {
-        "TASKLOOM_RUN_ID", "TASKLOOM_TASK_ID", "TASKLOOM_ATTEMPT"}
+        "TASKLOOM_RUN_ID", "TASKLOOM_TASK_ID", "TASKLOOM_ATTEMPT", "TASKLOOM_ATTEMPT_ID"}
 
 
 def test_parallelism_is_bounded_by_max_parallel_tasks(run_doc, tmp_path):

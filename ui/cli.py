@@ -10,14 +10,10 @@ user for a mistake they made.
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
 import click
-from rich.console import Console
 
 from engine.model import canonical_json
 from engine.params import ParamError, parse_assignments
@@ -30,40 +26,9 @@ from storage.runs import iter_logs, list_runs
 from storage.workspace import UserError, Workspace
 
 from . import views
+from .cli_common import _Fail, _print_json, _workspace, err, out
 
 __all__ = ["main", "cli"]
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-@contextmanager
-def _workspace(ctx: click.Context) -> Iterator[Workspace]:
-    try:
-        ws = Workspace(ctx.obj["home"])
-    except UserError as exc:
-        raise _Fail(exc) from None
-    try:
-        yield ws
-    finally:
-        ws.close()
-
-
-class _Fail(click.ClickException):
-    """A user mistake (exit 1), with validation issues printed before the message."""
-
-    def __init__(self, error: UserError | str) -> None:
-        super().__init__(str(error))
-        self.issues = error.issues if isinstance(error, UserError) else []
-
-    def show(self, file: Any = None) -> None:
-        views.print_issues(err, self.issues)
-        err.print(f"[red]error:[/] {self.format_message()}")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -220,59 +185,11 @@ def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
         views.print_logs(out, run, iter_logs(ws.db, run_id, task_id=task_id), task_id)
 
 
-@cli.command()
-@click.argument("target", metavar="FILE|NAME")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Set a declared param (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "status", "tasks": {...}} when done.')
-@click.pass_context
-def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool) -> None:
-    """Run a workflow once in the foreground: a stored NAME, or a FILE (validated, not stored).
+from .cli_runs import cancel, rerun, resume, run  # noqa: E402  (they register on the group)
+from .cli_secrets import secrets  # noqa: E402
 
-    Exit status 0 when the run succeeded, 1 otherwise.
-
-    Example: taskloom run hello -p who=world
-    """
-    with _workspace(ctx) as ws:
-        try:
-            resolved = ws.target(target)
-            run_id, _ = ws.start_run(resolved, parse_assignments(list(params)))
-        except ParamError as exc:
-            raise _Fail(str(exc)) from None
-        except UserError as exc:
-            raise _Fail(exc) from None
-        progress = views.RunProgress(err if as_json else out, resolved.workflow, run_id, quiet=as_json)
-        runner_box: list[Any] = []
-        previous = _install_stop_handlers(runner_box)
-        try:
-            with progress:
-                status = ws.execute(run_id, resolved, on_event=progress.update, on_runner=runner_box.append)
-        finally:
-            _restore_handlers(previous)
-        record = ws.run(run_id, attempts=True)
-    if as_json:
-        _print_json(views.run_json(record))
-    else:
-        views.print_run_result(out, record)
-    sys.exit(0 if status is RunState.SUCCEEDED else 1)
-
-
-def _install_stop_handlers(runner_box: list[Any]) -> dict[int, Any]:
-    """Ctrl-C or SIGTERM cancels the run: its processes are killed and the end is recorded."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if runner_box:
-            err.print(f"[yellow]{signal.Signals(signum).name}: cancelling the run...[/]")
-            runner_box[0].cancel()
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _restore_handlers(previous: dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+for _command in (run, resume, rerun, cancel, secrets):
+    cli.add_command(_command)
 
 
 def main() -> None:

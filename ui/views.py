@@ -19,7 +19,7 @@ from storage.runs import RunRecord
 
 __all__ = [
     "print_issues", "print_workflows", "print_runs", "print_logs", "print_run_result",
-    "run_json", "RunProgress", "STATE_STYLES",
+    "run_json", "RunProgress", "STATE_STYLES", "state_text",
 ]
 
 STATE_STYLES = {
@@ -29,7 +29,7 @@ STATE_STYLES = {
 }
 
 
-def _state(status: str) -> Text:
+def state_text(status: str) -> Text:
     return Text(status, style=STATE_STYLES.get(status, ""))
 
 
@@ -61,7 +61,7 @@ def print_workflows(console: Console, rows: Sequence[dict[str, Any]]) -> None:
         last = row["last_run"]
         table.add_row(
             row["name"], row["title"], str(row["version"]), "yes" if row["paused"] else "",
-            _state(last["status"]) if last else Text("never", style="dim"), _local(row["updated"]),
+            state_text(last["status"]) if last else Text("never", style="dim"), _local(row["updated"]),
         )
     console.print(table)
 
@@ -75,13 +75,13 @@ def print_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
         duration = "" if row["duration"] is None else f"{row['duration']:.2f}s"
         table.add_row(
             str(row["id"]), row["workflow"], "file" if row["version"] is None else str(row["version"]),
-            _state(row["status"]), row["trigger"], _local(row["started"]), duration,
+            state_text(row["status"]), row["trigger"], _local(row["started"]), duration,
         )
     console.print(table)
 
 
 def print_logs(console: Console, run: RunRecord, lines: Iterable[dict[str, Any]], task_id: str | None) -> None:
-    console.print(f"run {run.id} of [bold]{run.workflow}[/]: ", _state(run.status))
+    console.print(f"run {run.id} of [bold]{run.workflow}[/]: ", state_text(run.status))
     for line in lines:
         stamp = datetime.fromtimestamp(line["ts"], tz=timezone.utc).astimezone().strftime("%H:%M:%S.%f")[:-3]
         style = {"stderr": "red", "system": "yellow"}.get(line["stream"], "")
@@ -122,11 +122,11 @@ def print_run_result(console: Console, run: RunRecord) -> None:
             detail = Text(task.error, style="red")
         else:
             detail = Text("" if task.output is None else _short(task.output))
-        table.add_row(tid, _state(task.status), str(task.attempts), detail)
+        table.add_row(tid, state_text(task.status), str(task.attempts), detail)
     console.print(table)
     summary = run.summary()
     duration = f" in {summary['duration']:.2f}s" if summary["duration"] is not None else ""
-    console.print(Text.assemble(f"run {run.id} ", _state(run.status), duration))
+    console.print(Text.assemble(f"run {run.id} ", state_text(run.status), duration))
     if run.error:
         console.print(Text(run.error, style="red"))
     console.print(Text(f"logs: taskloom logs {run.id}", style="dim"))
@@ -159,7 +159,7 @@ class RunProgress:
         done = sum(1 for s, _, _ in self.states.values() if s not in ("pending", "running", "retrying"))
         table = Table("task", "status", "attempt", "", box=None, title=f"{done}/{len(self.states)} tasks ended")
         for tid, (status, attempt, detail) in self.states.items():
-            table.add_row(tid, _state(status), str(attempt or ""), Text(_short(detail), style="dim"))
+            table.add_row(tid, state_text(status), str(attempt or ""), Text(_short(detail), style="dim"))
         return table
 
     def update(self, event: RunEvent) -> None:
@@ -170,4 +170,4 @@ class RunProgress:
             self._live.update(self._table())
         else:
             detail = f"  {event.detail}" if event.detail else ""
-            self.console.print(Text.assemble(f"  {event.task_id} ", _state(event.status), detail))
+            self.console.print(Text.assemble(f"  {event.task_id} ", state_text(event.status), detail))

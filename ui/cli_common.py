@@ -1,0 +1,50 @@
+"""What every ``taskloom`` command shares: consoles, JSON output, the workspace, user errors."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+from rich.console import Console
+
+from storage.workspace import UserError, Workspace
+
+from . import views
+
+__all__ = ["out", "err", "_print_json", "_workspace", "_Fail"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def _workspace(ctx: click.Context) -> Iterator[Workspace]:
+    try:
+        ws = Workspace(ctx.obj["home"])
+    except UserError as exc:
+        raise _Fail(exc) from None
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+class _Fail(click.ClickException):
+    """A user mistake (exit 1), with validation issues printed before the message."""
+
+    def __init__(self, error: UserError | str) -> None:
+        super().__init__(str(error))
+        self.issues = error.issues if isinstance(error, UserError) else []
+
+    def show(self, file: Any = None) -> None:  # noqa: ARG002 (click's signature)
+        views.print_issues(err, self.issues)
+        err.print(f"[red]error:[/] {self.format_message()}")
+
+
+
