@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-__all__ = ["TaskType", "Registry", "default_registry", "BUILTIN_TYPES"]
+__all__ = ["TaskType", "Registry", "default_registry", "STRING_MAP"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,13 @@ class TaskType:
     inline: bool = False
     #: parameters that are expressions, not templates to render
     expression_params: tuple[str, ...] = field(default_factory=tuple)
+    #: parameters rendered later, once per item, where templates may also use ``item`` and ``index``
+    item_params: tuple[str, ...] = field(default_factory=tuple)
+    #: a parameter holding a nested task definition ``{"type", "params"}`` that validation checks too
+    nested_task_param: str | None = None
+    #: ``"module:function"`` giving the instant the task may start, ``f(params, now) -> float``;
+    #: the task waits until then without holding a slot (``delay``), and the wait survives restarts
+    start_at: str | None = None
 
 
 class Registry:
@@ -62,115 +69,11 @@ class Registry:
         return sorted(self._types)
 
 
-_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-
-SHELL = TaskType(
-    name="shell",
-    title="Shell command",
-    description="Run a command with /bin/sh in its own process group; non-zero exit fails the task.",
-    category="Run code",
-    icon="terminal",
-    entry="engine.tasks.shell:run",
-    params_schema={
-        "type": "object",
-        "required": ["command"],
-        "additionalProperties": False,
-        "properties": {
-            "command": {
-                "type": "string",
-                "minLength": 1,
-                "title": "Command",
-                "description": "Shell command line, run with /bin/sh -c.",
-                "format": "code",
-            },
-            "cwd": {
-                "type": "string",
-                "title": "Working directory",
-                "description": "Defaults to the directory the runner was started in.",
-            },
-            "env": {
-                **_STRING_MAP,
-                "title": "Environment",
-                "description": "Variables added to the minimal environment (PATH, HOME, LANG, TZ).",
-            },
-        },
-    },
-)
-
-PYTHON = TaskType(
-    name="python",
-    title="Python function",
-    description="Call a Python function in a child process; its JSON return value is the output.",
-    category="Run code",
-    icon="python",
-    entry="engine.tasks.python:run",
-    params_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "oneOf": [{"required": ["callable"]}, {"required": ["code"]}],
-        "properties": {
-            "callable": {
-                "type": "string",
-                "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-                "title": "Callable",
-                "description": "module:function, importable from the working directory.",
-            },
-            "code": {
-                "type": "string",
-                "minLength": 1,
-                "title": "Code",
-                "description": "Inline Python source that defines main(**args).",
-                "format": "code",
-            },
-            "args": {
-                "type": "object",
-                "title": "Arguments",
-                "description": "Keyword arguments passed to the function.",
-            },
-            "cwd": {"type": "string", "title": "Working directory"},
-            "env": {**_STRING_MAP, "title": "Environment"},
-        },
-    },
-)
-
-CONDITION = TaskType(
-    name="condition",
-    title="Condition",
-    description="Evaluate an expression; its true/false output chooses the 'true' or 'false' edges.",
-    category="Control flow",
-    icon="git-branch",
-    entry="engine.tasks.inline:condition",
-    inline=True,
-    expression_params=("expression",),
-    params_schema={
-        "type": "object",
-        "required": ["expression"],
-        "additionalProperties": False,
-        "properties": {
-            "expression": {
-                "type": "string",
-                "minLength": 1,
-                "title": "Expression",
-                "description": "A Jinja expression, e.g. tasks.score.output.max > params.threshold",
-            }
-        },
-    },
-)
-
-NOOP = TaskType(
-    name="noop",
-    title="No-op",
-    description="Do nothing; useful to join branches or as a placeholder.",
-    category="Control flow",
-    icon="circle",
-    entry="engine.tasks.inline:noop",
-    inline=True,
-    params_schema={"type": "object", "additionalProperties": False, "properties": {}},
-)
-
-BUILTIN_TYPES: tuple[TaskType, ...] = (SHELL, PYTHON, CONDITION, NOOP)
-
-
 def default_registry() -> Registry:
-    """A fresh registry holding the built-in types."""
+    """A fresh registry holding the built-in types (plugins: :func:`engine.plugins.load_registry`)."""
+    from .specs import BUILTIN_TYPES
+
     return Registry(BUILTIN_TYPES)
+
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}

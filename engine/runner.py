@@ -43,7 +43,7 @@ from .plan import RunPlan
 from .registry import Registry, TaskType, default_registry
 from .retry import next_attempt_at
 from .states import FAILURE_STATES, TERMINAL_TASK_STATES, RunState, TaskState
-from .tasks.base import AttemptContext, AttemptResult, TaskFunction, load_entry
+from .tasks.base import AttemptContext, AttemptResult, NoServices, TaskFunction, TaskServices, load_entry
 from .templates import SecretsNamespace, TemplateError, render_value
 
 __all__ = ["Runner", "RunEvent", "minimal_env", "Fenced"]
@@ -98,6 +98,7 @@ class _Progress:
     failures: dict[str, int] = field(default_factory=dict)  # attempts that used up a retry
     running: dict[str, _Running] = field(default_factory=dict)
     retry_due: dict[str, float] = field(default_factory=dict)
+    waited: set[str] = field(default_factory=set)  # tasks whose start_at wait is over or planned
     error: str | None = None
 
 
@@ -116,6 +117,7 @@ class Runner:
         secrets: Mapping[str, str] | None = None,
         on_event: Callable[[RunEvent], None] | None = None,
         grace: float = 5.0,
+        services: TaskServices | None = None,
     ) -> None:
         self.workflow = workflow
         self.journal = journal
@@ -127,6 +129,7 @@ class Runner:
         self.masker = Masker(self.secrets.values())
         self.on_event = on_event or (lambda event: None)
         self.grace = grace
+        self.services = services or NoServices(self.cwd)
         self._events: queue.Queue[_Ended | None] = queue.Queue()
         self._cancel = threading.Event()
         self._stop_reason: str | None = None
@@ -208,8 +211,9 @@ class Runner:
                     plan.skip_reasons[task_id] = task.skip_reason
                 self._context["tasks"][task_id] = {"status": task.status.value, "output": task.output}
             elif task.next_attempt_at is not None:
-                # A retry waiting for its backoff keeps its persisted instant.
+                # A retry waiting for its backoff (or a delay) keeps its persisted instant.
                 self._progress.retry_due[task_id] = task.next_attempt_at
+                self._progress.waited.add(task_id)
                 plan.mark_waiting(task_id)
         return plan
 
@@ -261,11 +265,30 @@ class Runner:
     def _startable(self, now: float) -> list[str]:
         slots = self.workflow.settings.max_parallel_tasks - len(self._progress.running)
         due = sorted((at, t) for t, at in self._progress.retry_due.items() if at <= now)
-        candidates = [t for _, t in due] + self._plan.ready()
+        candidates = [t for _, t in due] + [t for t in self._plan.ready() if not self._defer(t, now)]
         chosen = candidates[: max(slots, 0)]
         for task_id in chosen:
             self._progress.retry_due.pop(task_id, None)
         return chosen
+
+    def _defer(self, task_id: str, now: float) -> bool:
+        """Make a task whose type waits before it starts (``delay``) wait, without a slot; True if it waits."""
+        task = self.workflow.tasks[task_id]
+        task_type = self.registry[task.type]
+        if task_type.start_at is None or task_id in self._progress.waited:
+            return False
+        self._progress.waited.add(task_id)
+        try:
+            at = float(load_entry(task_type.start_at)(self._render(task, task_type), now))
+        except Exception:  # bad parameters: the attempt itself reports them
+            return False
+        if at <= now:
+            return False
+        self._progress.retry_due[task_id] = at
+        self._plan.mark_waiting(task_id)
+        self.journal.task_changed(self._run_id, task_id, TaskState.PENDING, at=now, next_attempt_at=at)
+        self.on_event(RunEvent("task", task_id, "waiting", 0, f"starts at {datetime.fromtimestamp(at, tz=timezone.utc).isoformat()}"))
+        return True
 
     def _next_wakeup(self) -> float:
         wake = self._deadline
@@ -348,6 +371,8 @@ class Runner:
             cwd=self.cwd,
             template_context=self._context,
             grace=self.grace,
+            services=self.services,
+            workflow=self.workflow.name,
         )
         function = self._function(task_type)
         if task_type.inline:
@@ -401,7 +426,7 @@ class Runner:
             self._progress.failures[task_id] += 1
             task = self.workflow.tasks[task_id]
             due = next_attempt_at(task, self._progress.failures[task_id], item.at)
-            if due is not None and not self._cancel.is_set():
+            if due is not None and result.retriable and not self._cancel.is_set():
                 self._schedule_retry(item, due)
                 return
         self._finish_task(task_id, result.status, at=item.at, output=result.output, error=result.error)

@@ -131,6 +131,29 @@ def m002_recovery_and_secrets(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m003_config_and_task_memory(db: sqlite_utils.Database) -> None:
+    """Configuration values, and what a task of a workflow keeps between runs (watermarks)."""
+    _script(
+        db,
+        """
+        CREATE TABLE config (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated REAL NOT NULL
+        );
+        CREATE TABLE task_memory (
+            workflow TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (workflow, task_id, key)
+        )
+        """,
+    )
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):

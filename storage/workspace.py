@@ -20,7 +20,8 @@ import sqlite_utils
 from engine.model import Workflow
 from engine.params import ParamError, resolve_params
 from engine.plan import tasks_to_rerun
-from engine.registry import Registry, default_registry
+from engine.plugins import load_registry
+from engine.registry import Registry
 from engine.runner import RunEvent, Runner
 from engine.states import TERMINAL_RUN_STATES, RunState, TaskState
 from engine.validation import Issue, parse_document, validate_document
@@ -32,6 +33,7 @@ from .journal import SqliteJournal
 from .recovery import Recovered, cancel_orphan, find_orphans, take_over
 from .runs import RunRecord, create_run, get_run
 from .secrets import SecretError, SecretStore
+from .services import StoreServices
 from .workflows import NotFound, VersionInfo, document_by_hash, get_document, save_version
 
 __all__ = ["Workspace", "UserError", "Target"]
@@ -61,7 +63,7 @@ class Workspace:
     def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None) -> None:
         self.home = resolve_home(home)
         self.db_path = database_path(self.home)
-        self.registry = registry or default_registry()
+        self.registry = registry or load_registry()
         try:
             self.db: sqlite_utils.Database = connect(self.db_path)
         except StorageError as exc:
@@ -175,9 +177,11 @@ class Workspace:
         """Run a queued or crashed run in this process until it ends, taking it up where it stopped."""
         run = get_run(self.db, run_id)
         journal = SqliteJournal(self.db, owner=owner, home=self.home)
+        cwd = cwd or os.getcwd()
         runner = Runner(
             self.workflow_of(run), journal, registry=self.registry, on_event=on_event, cwd=cwd,
             secrets=self.secret_values(), grace=grace,
+            services=StoreServices(self, run.workflow, cwd=cwd, owner=owner),
         )
         if on_runner is not None:
             on_runner(runner)

@@ -19,7 +19,8 @@ from jsonschema import Draft202012Validator
 
 from engine.fastschema import compile_predicate
 from engine.model import canonical_json
-from engine.registry import BUILTIN_TYPES, Registry, TaskType, default_registry
+from engine.registry import Registry, TaskType, default_registry
+from engine.specs import BUILTIN_TYPES
 from engine.schema import WORKFLOW_SCHEMA, schema_json, workflow_schema
 from engine.templatecheck import _fast_references
 from engine.templates import references

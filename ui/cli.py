@@ -17,6 +17,7 @@ import click
 
 from engine.model import canonical_json
 from engine.params import ParamError, parse_assignments
+from engine.plugins import load_registry
 from engine.schema import schema_json
 from engine.states import RunState
 from engine.validation import parse_document, validate_document
@@ -60,7 +61,7 @@ def validate(file: str, as_json: bool) -> None:
         raise _Fail(f"cannot read {file}: {exc.strerror or exc}") from None
     doc, issues = parse_document(raw)
     if not issues:
-        issues = validate_document(doc)
+        issues = validate_document(doc, load_registry())
     if as_json:
         _print_json([i.to_dict() for i in issues])
     elif issues:
@@ -74,7 +75,7 @@ def validate(file: str, as_json: bool) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the taskloom/v1 workflow format."""
-    click.echo(schema_json(), nl=False)
+    click.echo(schema_json(load_registry()), nl=False)
 
 
 @cli.command("import")

@@ -5,11 +5,69 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from ..states import TaskState
 
-__all__ = ["AttemptContext", "AttemptResult", "TaskFunction", "load_entry", "result_from_process"]
+__all__ = [
+    "AttemptContext", "AttemptResult", "TaskFunction", "TaskServices", "NoServices", "load_entry",
+    "result_from_process",
+]
+
+
+class TaskServices(Protocol):
+    """What a task may ask of the process that runs it (storage, configuration, secrets).
+
+    The runner passes the implementation it was given (``storage.services``
+    provides the real one); tasks never import storage themselves.
+    """
+
+    def secret(self, name: str) -> str:
+        """A secret's value; raises LookupError with a message saying how to set it."""
+
+    def config(self, key: str, default: Any = None) -> Any:
+        """A configuration value (``smtp.host``, ``file_roots``...), see ``taskloom config``."""
+
+    def file_roots(self) -> list[str]:
+        """Folders file tasks may touch: the working directory plus configured roots (real paths)."""
+
+    def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
+        """A value task ``task_id`` of this workflow kept between runs (a watermark)."""
+
+    def memory_set(self, task_id: str, key: str, value: Any) -> None:
+        """Keep ``value`` for the next runs of task ``task_id`` of this workflow."""
+
+    def run_workflow(
+        self, name: str, params: Mapping[str, Any], *, cancel: threading.Event, parent_run_id: int
+    ) -> tuple[str, dict[str, Any], int]:
+        """Run stored workflow ``name`` to its end; return its status, each task's output, its run id."""
+
+
+class NoServices:
+    """Services for a runner without storage: every request says what is missing."""
+
+    def __init__(self, cwd: str = ".") -> None:
+        self.cwd = cwd
+
+    def secret(self, name: str) -> str:
+        raise LookupError(f"secret {name!r} is not available: this runner has no secret store")
+
+    def config(self, key: str, default: Any = None) -> Any:
+        return default
+
+    def file_roots(self) -> list[str]:
+        import os
+
+        return [os.path.realpath(self.cwd)]
+
+    def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
+        return default
+
+    def memory_set(self, task_id: str, key: str, value: Any) -> None:
+        raise LookupError("this runner has no storage to keep values between runs")
+
+    def run_workflow(self, name, params, *, cancel, parent_run_id):  # type: ignore[no-untyped-def]
+        raise LookupError(f"cannot run workflow {name!r}: this runner has no workflow store")
 
 
 @dataclass
@@ -28,6 +86,8 @@ class AttemptContext:
     cwd: str
     template_context: Mapping[str, Any] = field(default_factory=dict)
     grace: float = 5.0
+    services: TaskServices = field(default_factory=NoServices)  # type: ignore[assignment]
+    workflow: str = ""
 
 
 @dataclass
@@ -39,6 +99,8 @@ class AttemptResult:
     error: str | None = None
     exit_code: int | None = None
     signal: int | None = None
+    #: False when trying again cannot help (HTTP 404, a bad SQL statement): no retry is spent
+    retriable: bool = True
 
 
 TaskFunction = Callable[[AttemptContext], AttemptResult]

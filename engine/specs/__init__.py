@@ -1,0 +1,15 @@
+"""Declarations of the built-in task types, one module per area (pure data, no I/O).
+
+Each module exports ``TYPES``; their implementations live in ``engine.tasks``.
+"""
+
+from __future__ import annotations
+
+from ..registry import TaskType
+from . import core, files, flow, git, http, notify, sql
+
+__all__ = ["BUILTIN_TYPES"]
+
+BUILTIN_TYPES: tuple[TaskType, ...] = (
+    *core.TYPES, *http.TYPES, *sql.TYPES, *files.TYPES, *notify.TYPES, *flow.TYPES, *git.TYPES,
+)

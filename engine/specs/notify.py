@@ -1,0 +1,9 @@
+"""Built-in task types: notify."""
+
+from __future__ import annotations
+
+from ..registry import TaskType
+
+__all__ = ["TYPES"]
+
+TYPES: tuple[TaskType, ...] = ()

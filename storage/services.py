@@ -1,0 +1,89 @@
+"""The services tasks get from a runner backed by this store (:class:`engine.tasks.base.TaskServices`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .config import Config
+from .db import write_txn
+from .secrets import SecretError, SecretStore
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+__all__ = ["StoreServices"]
+
+
+class StoreServices:
+    """Secrets, configuration, task memory and sub-workflows for the tasks of one workflow."""
+
+    def __init__(self, workspace: "Workspace", workflow: str, *, cwd: str, owner: str | None) -> None:
+        self.ws = workspace
+        self.workflow = workflow
+        self.cwd = cwd
+        self.owner = owner
+
+    def secret(self, name: str) -> str:
+        try:
+            return SecretStore(self.ws.db, self.ws.home).get(name)
+        except SecretError as exc:
+            raise LookupError(str(exc)) from None
+
+    def config(self, key: str, default: Any = None) -> Any:
+        value = Config(self.ws.db).get(key)
+        return default if value is None else value
+
+    def file_roots(self) -> list[str]:
+        roots = [self.cwd, *Config(self.ws.db).get("file_roots")]
+        return [os.path.realpath(os.path.expanduser(r)) for r in roots]
+
+    def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
+        row = self.ws.db.execute(
+            "SELECT value FROM task_memory WHERE workflow = ? AND task_id = ? AND key = ?",
+            [self.workflow, task_id, key],
+        ).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def memory_set(self, task_id: str, key: str, value: Any) -> None:
+        with write_txn(self.ws.db):
+            self.ws.db.execute(
+                "INSERT INTO task_memory (workflow, task_id, key, value, updated) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (workflow, task_id, key) DO UPDATE SET value = excluded.value,"
+                " updated = excluded.updated",
+                [self.workflow, task_id, key, json.dumps(value), time.time()],
+            )
+
+    def run_workflow(
+        self, name: str, params: Mapping[str, Any], *, cancel: threading.Event, parent_run_id: int
+    ) -> tuple[str, dict[str, Any], int]:
+        """Run stored workflow ``name`` in this process, linked to its parent; cancel follows the task's."""
+        from .workspace import UserError
+
+        try:
+            target = self.ws.target(name)
+            run_id, _ = self.ws.start_run(target, params, owner=self.owner, from_text=False, trigger="subworkflow")
+        except UserError as exc:
+            raise LookupError(str(exc)) from None
+        with write_txn(self.ws.db):
+            self.ws.db.execute("UPDATE runs SET parent_run_id = ? WHERE id = ?", [parent_run_id, run_id])
+        runners: list[Any] = []
+        done = threading.Event()
+
+        def forward_cancel() -> None:
+            while not done.is_set():
+                if cancel.wait(0.2):
+                    for runner in runners:
+                        runner.cancel()
+                    return
+
+        threading.Thread(target=forward_cancel, name=f"subrun-{run_id}-cancel", daemon=True).start()
+        try:
+            status = self.ws.execute(run_id, owner=self.owner, on_runner=runners.append, cwd=self.cwd)
+        finally:
+            done.set()
+        record = self.ws.run(run_id)
+        return status.value, {t: r.output for t, r in record.tasks.items()}, run_id
