@@ -346,8 +346,10 @@ class Runner:
         return running, task, task_type, params
 
     def _render(self, task: Task, task_type: TaskType) -> dict[str, Any]:
+        """Render the params' templates; expressions and per-item params are left to the task."""
+        later = (*task_type.expression_params, *task_type.item_params)
         return {
-            key: value if key in task_type.expression_params else render_value(value, self._context)
+            key: value if key in later else render_value(value, self._context)
             for key, value in task.params.items()
         }
 
@@ -373,6 +375,7 @@ class Runner:
             grace=self.grace,
             services=self.services,
             workflow=self.workflow.name,
+            registry=self.registry,
         )
         function = self._function(task_type)
         if task_type.inline:

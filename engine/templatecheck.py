@@ -28,6 +28,9 @@ from .templates import ROOT_NAMES, Reference, TemplateError, expression_referenc
 __all__ = ["ALLOWED_NAMES", "template_references", "check_task_templates"]
 
 #: Names a template may read: ours, Jinja's globals, and loop/macro locals.
+#: Names the per-item params of a task (foreach's ``task``) may use besides the usual ones.
+ITEM_NAMES = frozenset({"item", "index"})
+
 ALLOWED_NAMES = frozenset(ROOT_NAMES | set(DEFAULT_NAMESPACE) | {"loop", "caller", "varargs", "kwargs"})
 
 _SIMPLE = re.compile(
@@ -103,13 +106,15 @@ def check_task_templates(
         value = params.get(name)
         if isinstance(value, str):
             issues += _check_string(value, base + (name,), task_id, True, context)
+    per_item = set(task_type.item_params) if task_type else set()
     for value, path in _strings(params, base, context.max_depth):
         if value is None:
             issues.append(_too_deep(path, context.max_depth))
             continue
         if len(path) == len(base) + 1 and path[-1] in expressions:
             continue
-        issues += _check_string(value, path, task_id, False, context)
+        local = ITEM_NAMES if len(path) > len(base) and path[len(base)] in per_item else frozenset()
+        issues += _check_string(value, path, task_id, False, context, local)
     return issues
 
 
@@ -148,7 +153,12 @@ def _short(value: str, limit: int = 60) -> str:
 
 
 def _check_string(
-    value: str, path: tuple[Any, ...], task_id: str, expression: bool, context: TemplateContext
+    value: str,
+    path: tuple[Any, ...],
+    task_id: str,
+    expression: bool,
+    context: TemplateContext,
+    local: frozenset[str] = frozenset(),
 ) -> list[Issue]:
     try:
         refs = template_references(value, expression)
@@ -165,6 +175,8 @@ def _check_string(
         ]
     issues: list[Issue] = []
     for ref in refs:
+        if ref.root in local:
+            continue
         issue = _check_reference(ref, path, task_id, context)
         if issue is not None:
             issues.append(issue)

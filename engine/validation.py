@@ -282,7 +282,30 @@ def _type_and_params_issues(i: int, task: dict[str, Any], type_name: str, regist
                 "this is a bug in the plugin that registered it",
             )
         ]
-    return checker.issues(params, ("tasks", i, "params"), params_of=type_name)
+    issues = checker.issues(params, ("tasks", i, "params"), params_of=type_name)
+    nested = task_type.nested_task_param
+    if not issues and nested and isinstance(params.get(nested), dict):
+        issues = _nested_task_issues(params[nested], ("tasks", i, "params", nested), registry)
+    return issues
+
+
+def _nested_task_issues(inner: dict[str, Any], path: tuple[Any, ...], registry: Registry) -> list[Issue]:
+    """A task definition inside a task's params (foreach's ``task``): known type, valid params."""
+    type_name = inner.get("type")
+    inner_type = registry.get(type_name) if isinstance(type_name, str) else None
+    if inner_type is None:
+        return [
+            Issue(
+                pointer(*path, "type"),
+                f"unknown task type {type_name!r}",
+                did_you_mean(str(type_name), registry.names(), listing="known types:"),
+            )
+        ]
+    params = inner.get("params", {})
+    checker = type_checker(inner_type)
+    if checker is None or not isinstance(params, dict):
+        return []
+    return checker.issues(params, (*path, "params"), params_of=type_name)
 
 
 def _in_document_order(doc: Any, issues: Iterable[Issue]) -> list[Issue]:

@@ -15,7 +15,10 @@ from .secrets import SecretError, SecretStore
 if TYPE_CHECKING:
     from .workspace import Workspace
 
-__all__ = ["StoreServices"]
+__all__ = ["StoreServices", "MAX_NESTING"]
+
+#: How deep sub-workflows may nest; deeper is almost surely a workflow calling itself.
+MAX_NESTING = 8
 
 
 class StoreServices:
@@ -63,6 +66,12 @@ class StoreServices:
         """Run stored workflow ``name`` in this process, linked to its parent; cancel follows the task's."""
         from .workspace import UserError
 
+        depth = self._depth(parent_run_id)
+        if depth >= MAX_NESTING:
+            raise LookupError(
+                f"cannot run workflow {name!r}: sub-workflows are nested {depth} deep (the limit is {MAX_NESTING});"
+                " does a workflow call itself?"
+            )
         try:
             target = self.ws.target(name)
             run_id, _ = self.ws.start_run(target, params, owner=self.owner, from_text=False, trigger="subworkflow")
@@ -87,3 +96,12 @@ class StoreServices:
             done.set()
         record = self.ws.run(run_id)
         return status.value, {t: r.output for t, r in record.tasks.items()}, run_id
+
+    def _depth(self, run_id: int) -> int:
+        """How many sub-workflow runs lead up to ``run_id``."""
+        depth = 0
+        row = self.ws.db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [run_id]).fetchone()
+        while row and row[0] == "subworkflow" and row[1] is not None:
+            depth += 1
+            row = self.ws.db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [row[1]]).fetchone()
+        return depth

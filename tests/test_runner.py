@@ -266,3 +266,16 @@ def test_task_ids_that_shadow_dict_methods_resolve_to_the_task(run_doc):
     run = run_doc(doc)
     assert run.status == "succeeded"
     assert run.tasks["use"].output == 2
+
+
+def test_python_callable_from_a_file_path(run_doc, tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "helpers.py").write_text("FACTOR = 3\n")
+    (scripts / "score.py").write_text("from helpers import FACTOR\n\ndef predict(x):\n    return x * FACTOR\n")
+    doc = make_doc([{"id": "p", "type": "python", "params": {"callable": "scripts/score.py:predict", "args": {"x": 5}}}])
+    run = run_doc(doc)
+    assert run.status == "succeeded", run.tasks["p"].error
+    assert run.tasks["p"].output == 15
+    missing = run_doc(make_doc([{"id": "p", "type": "python", "params": {"callable": "scripts/nope.py:predict"}}]))
+    assert "no Python file" in missing.tasks["p"].error

@@ -193,7 +193,7 @@ RULES: list[tuple[str, list[tuple[Any, ...]], str, list[str], list[str]]] = [
     ("task-not-object", [A("/tasks", "cleanup")], "/tasks/4", ["tasks[4] must be an object", "string"], []),
     ("duplicate-task-id", [A("/tasks", SHELL("extract"))], "/tasks/4/id", ["duplicate task id 'extract'", "/tasks/0"], ["unique", "extract_2"]),
     ("unknown-type-close", [S("/tasks/0/type", "shel")], "/tasks/0/type", ["unknown task type 'shel'"], ["did you mean 'shell'?"]),
-    ("unknown-type-far", [S("/tasks/0/type", "http")], "/tasks/0/type", ["unknown task type 'http'"], ["known types:", "'condition'", "'noop'", "'python'", "'shell'"]),
+    ("unknown-type-far", [S("/tasks/0/type", "zzzz")], "/tasks/0/type", ["unknown task type 'zzzz'"], ["known types:", "'condition'", "'noop'", "'python'", "'shell'"]),
     # task params against the type's schema
     ("param-missing-command", [S("/tasks/0/params", {})], "/tasks/0/params", ["missing required parameter 'command'"], ["add \"command\""]),
     ("params-default-empty", [D("/tasks/0/params")], "/tasks/0/params", ["missing required parameter 'command'"], []),
@@ -464,7 +464,7 @@ def test_registry_argument_is_used():
 
 
 HTTP = TaskType(
-    name="http", title="HTTP request", description="Call a URL.", category="Network", icon="globe",
+    name="acme_http", title="HTTP request", description="Call a URL.", category="Network", icon="globe",
     entry="plugin.http:run",
     params_schema={
         "type": "object",
@@ -482,18 +482,18 @@ BROKEN = TaskType(
 @pytest.mark.parametrize(
     "task, path, words",
     [
-        ({"id": "call", "type": "http", "params": {"url": "https://x", "body": "{{ params.threshold }}"}},
+        ({"id": "call", "type": "acme_http", "params": {"url": "https://x", "body": "{{ params.threshold }}"}},
          "/tasks/4/params", "'method' is a dependency of 'body'"),
-        ({"id": "call", "type": "http", "params": {"url": "https://x", "method": "GTE"}},
+        ({"id": "call", "type": "acme_http", "params": {"url": "https://x", "method": "GTE"}},
          "/tasks/4/params/method", "did you mean 'GET'?"),
-        ({"id": "call", "type": "http", "params": {}}, "/tasks/4/params", "missing required parameter 'url'"),
+        ({"id": "call", "type": "acme_http", "params": {}}, "/tasks/4/params", "missing required parameter 'url'"),
         ({"id": "call", "type": "broken"}, "/tasks/4/type", "invalid params schema"),
     ],
     ids=["fallback-to-jsonschema", "enum", "required", "broken-plugin"],
 )
 def test_plugin_task_types(task, path, words):
     registry = Registry(BUILTIN_TYPES + (HTTP, BROKEN))
-    assert validate_document(edit(base_doc(), A("/tasks", {"id": "call", "type": "http", "params": {"url": "u"}})), registry) == []
+    assert validate_document(edit(base_doc(), A("/tasks", {"id": "call", "type": "acme_http", "params": {"url": "u"}})), registry) == []
     (issue,) = validate_document(edit(base_doc(), A("/tasks", task)), registry)
     assert issue.path == path and words in str(issue), str(issue)
 
@@ -501,8 +501,8 @@ def test_plugin_task_types(task, path, words):
 def test_workflow_schema_includes_plugin_types():
     schema = workflow_schema(Registry(BUILTIN_TYPES + (HTTP,)))
     task = schema["$defs"]["task"]
-    assert task["properties"]["type"]["enum"] == ["condition", "http", "noop", "python", "shell"]
-    (rule,) = [r for r in task["allOf"] if r["if"]["properties"]["type"]["const"] == "http"]
+    assert task["properties"]["type"]["enum"] == sorted([t.name for t in BUILTIN_TYPES] + ["acme_http"])
+    (rule,) = [r for r in task["allOf"] if r["if"]["properties"]["type"]["const"] == "acme_http"]
     assert rule["then"]["properties"]["params"]["required"] == ["url"]
     assert "enum" not in WORKFLOW_SCHEMA["$defs"]["task"]["properties"]["type"]  # the constant is untouched
 

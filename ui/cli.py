@@ -187,9 +187,10 @@ def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
 
 
 from .cli_runs import cancel, rerun, resume, run  # noqa: E402  (they register on the group)
+from .cli_config import config  # noqa: E402
 from .cli_secrets import secrets  # noqa: E402
 
-for _command in (run, resume, rerun, cancel, secrets):
+for _command in (run, resume, rerun, cancel, secrets, config):
     cli.add_command(_command)
 
 

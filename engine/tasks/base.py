@@ -88,6 +88,7 @@ class AttemptContext:
     grace: float = 5.0
     services: TaskServices = field(default_factory=NoServices)  # type: ignore[assignment]
     workflow: str = ""
+    registry: Any = None  # the runner's engine.registry.Registry, for tasks that run other types (foreach)
 
 
 @dataclass

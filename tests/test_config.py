@@ -1,0 +1,27 @@
+"""``taskloom config``: known keys, typed values, environment roots."""
+
+from __future__ import annotations
+
+import json
+
+from clitools import taskloom
+
+
+def test_set_get_list_unset(home):
+    assert taskloom(home, "config", "set", "smtp.port", "587").returncode == 0
+    assert json.loads(taskloom(home, "config", "get", "smtp.port").stdout) == 587
+    assert taskloom(home, "config", "set", "smtp.host", "mail.example.com").returncode == 0
+    assert taskloom(home, "config", "set", "file_roots", '["/data"]').returncode == 0
+    items = {i["key"]: i for i in json.loads(taskloom(home, "config", "list", "--json").stdout)}
+    assert items["smtp.host"]["value"] == "mail.example.com" and items["smtp.host"]["set"]
+    assert items["smtp.ssl"]["value"] is False and not items["smtp.ssl"]["set"]
+    assert items["file_roots"]["value"] == ["/data"]
+    assert taskloom(home, "config", "unset", "smtp.port").returncode == 0
+    assert json.loads(taskloom(home, "config", "get", "smtp.port").stdout) == 25
+
+
+def test_unknown_keys_and_wrong_types_are_refused(home):
+    typo = taskloom(home, "config", "set", "smtp.hots", "x")
+    assert typo.returncode == 1 and "did you mean 'smtp.host'" in typo.stderr
+    wrong = taskloom(home, "config", "set", "smtp.port", "many")
+    assert wrong.returncode == 1 and "smtp.port takes a value of type integer" in wrong.stderr
