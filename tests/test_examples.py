@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.json"))
 
@@ -19,6 +26,8 @@ def test_there_are_at_least_three_examples():
 def test_example_validates_and_runs(path: Path, ws, tmp_path):
     doc = ws.read_file(path)
     params = {}
+    if "port" in doc.get("params", {}):
+        params["port"] = str(free_port())
     if doc["name"] == "daily-copy":
         params = {"source": str(tmp_path / "a.db"), "target": str(tmp_path / "b.db")}
     target = ws.target(str(path))
