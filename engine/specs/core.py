@@ -71,8 +71,16 @@ PYTHON = TaskType(
                 "title": "Arguments",
                 "description": "Keyword arguments passed to the function.",
             },
-            "cwd": {"type": "string", "title": "Working directory"},
-            "env": {**STRING_MAP, "title": "Environment"},
+            "cwd": {
+                "type": "string",
+                "title": "Working directory",
+                "description": "Defaults to the directory the runner was started in; first on sys.path.",
+            },
+            "env": {
+                **STRING_MAP,
+                "title": "Environment",
+                "description": "Variables added to the minimal environment (PATH, HOME, LANG, TZ).",
+            },
         },
     },
 )

@@ -9,6 +9,7 @@ bootstrap puts the task's working directory on ``sys.path`` itself, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ _BOOTSTRAP = str(Path(__file__).with_name("pychild.py"))
 
 def run(ctx: AttemptContext) -> AttemptResult:
     params = ctx.params
-    cwd = params.get("cwd") or ctx.cwd
+    cwd = os.path.join(ctx.cwd, params["cwd"]) if params.get("cwd") else ctx.cwd
     env = {**ctx.env, **{k: str(v) for k, v in (params.get("env") or {}).items()}}
     env.setdefault("PYTHONUNBUFFERED", "1")
     with tempfile.TemporaryDirectory(prefix="taskloom-py-") as tmp:

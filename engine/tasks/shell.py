@@ -9,6 +9,7 @@ extended so that shell steps can hand structured data downstream.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ..process import run_process
@@ -41,7 +42,7 @@ def run(ctx: AttemptContext) -> AttemptResult:
     result = run_process(
         ["/bin/sh", "-c", str(params["command"])],
         env=env,
-        cwd=params.get("cwd") or ctx.cwd,
+        cwd=os.path.join(ctx.cwd, params["cwd"]) if params.get("cwd") else ctx.cwd,
         timeout=ctx.timeout,
         on_line=on_line,
         cancel=ctx.cancel,

@@ -1,0 +1,55 @@
+"""The docs keep up with the code: every task type and CLI command is documented, every example validates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.specs import BUILTIN_TYPES
+from engine.validation import validate_document
+from ui.cli import cli
+
+from conftest import ROOT
+
+DOCS = ROOT / "docs"
+PAGE_OF = {"sql_copy": "sql"}
+
+
+def json_blocks(text: str) -> list[dict]:
+    """The complete workflows among a page's JSON code blocks."""
+    docs = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+    return [d for d in docs if isinstance(d, dict) and "format" in d]
+
+
+@pytest.mark.parametrize("task_type", BUILTIN_TYPES, ids=lambda t: t.name)
+def test_every_task_type_has_a_page_with_a_valid_example(task_type):
+    page = DOCS / "tasks" / f"{PAGE_OF.get(task_type.name, task_type.name)}.md"
+    assert page.is_file(), f"document {task_type.name} in {page}"
+    examples = json_blocks(page.read_text())
+    assert any(any(t["type"] == task_type.name for t in doc["tasks"]) for doc in examples), (
+        f"{page} needs a complete example workflow using {task_type.name}"
+    )
+    for doc in examples:
+        assert validate_document(doc) == [], f"an example in {page} does not validate"
+
+
+@pytest.mark.parametrize("task_type", BUILTIN_TYPES, ids=lambda t: t.name)
+def test_every_parameter_has_a_title_and_description_for_the_editor(task_type):
+    for name, spec in task_type.params_schema.get("properties", {}).items():
+        assert spec.get("title"), f"{task_type.name}.{name} has no title"
+        assert spec.get("description"), f"{task_type.name}.{name} has no description"
+    assert task_type.icon and task_type.category and task_type.description
+
+
+def test_every_cli_command_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in cli.commands:
+        assert f"taskloom {name}" in readme, f"README.md does not mention taskloom {name}"
+
+
+def test_format_reference_examples_validate():
+    for doc in json_blocks((DOCS / "format.md").read_text()):
+        assert validate_document(doc) == []
