@@ -45,7 +45,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "con
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except (sqlite3.OperationalError, FileNotFoundError):
+        except (sqlite3.OperationalError, FileNotFoundError, IndexError):  # not there yet
             value = None
         if value:
             return value
