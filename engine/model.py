@@ -37,7 +37,14 @@ TASK_DEFAULTS: dict[str, Any] = {
     "join": "all",
 }
 
-SETTINGS_DEFAULTS: dict[str, Any] = {"max_parallel_tasks": 4, "timeout": 86400.0}
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    "max_parallel_tasks": 4,
+    "timeout": 86400.0,
+    "catchup": "none",
+    "catchup_limit": 100,
+    "overlap": "skip",
+    "max_active_runs": 4,
+}
 
 _NO_DEFAULT = object()
 
@@ -95,6 +102,10 @@ class Trigger:
 class Settings:
     max_parallel_tasks: int = 4
     timeout: float = 86400.0
+    catchup: str = "none"  # none | latest | all: instants missed while the scheduler was down
+    catchup_limit: int = 100
+    overlap: str = "skip"  # skip | queue | allow | cancel_previous
+    max_active_runs: int = 4
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,10 @@ class Workflow:
             settings=Settings(
                 max_parallel_tasks=int(settings["max_parallel_tasks"]),
                 timeout=float(settings["timeout"]),
+                catchup=settings["catchup"],
+                catchup_limit=int(settings["catchup_limit"]),
+                overlap=settings["overlap"],
+                max_active_runs=int(settings["max_active_runs"]),
             ),
             document=doc,
             _incoming={k: tuple(v) for k, v in incoming.items()},

@@ -46,7 +46,7 @@ TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 EDGE_CONDITIONS = ("success", "failure", "always", "true", "false")
 PARAM_TYPES = ("string", "number", "integer", "boolean", "array", "object")
-TRIGGER_TYPES = ("cron", "interval", "manual")
+TRIGGER_TYPES = ("cron", "interval", "manual", "webhook", "file", "git", "workflow")
 INTERVAL_UNITS = ("seconds", "minutes", "hours", "days", "weeks")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -290,9 +290,101 @@ _MANUAL_TRIGGER = {
     "properties": {"id": _ID_SEEN, "type": _TYPE_SEEN},
 }
 
+_POLL = _prop(
+    "Poll every", "Seconds between two looks for news.", type="number", minimum=1, default=30
+)
+
+_WEBHOOK_TRIGGER = {
+    "title": "Webhook trigger",
+    "description": "Fires on POST /hooks/{workflow}/{trigger id}; the JSON body becomes trigger.payload.",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "id": _ID_SEEN,
+        "type": _TYPE_SEEN,
+        "token_secret": _prop(
+            "Token secret",
+            "Name of a secret holding the bearer token; without it a token is generated when the workflow is stored.",
+            type="string",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        ),
+        "secret": _prop(
+            "Signature secret",
+            "Name of a secret for a GitHub-style HMAC signature (X-Hub-Signature-256) instead of a token.",
+            type="string",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        ),
+        "respond": _prop(
+            "Respond with",
+            "'accepted' answers at once with the run id; 'run' waits for the run and returns its outputs.",
+            enum=["accepted", "run"],
+            default="accepted",
+        ),
+        "enabled": _ENABLED,
+    },
+}
+
+_FILE_TRIGGER = {
+    "title": "File trigger",
+    "description": "Fires once per new or changed file matching 'pattern' under 'path'; trigger.payload.path names it.",
+    "type": "object",
+    "required": ["path"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _ID_SEEN,
+        "type": _TYPE_SEEN,
+        "path": _prop("Folder", "The folder to watch.", type="string", minLength=1),
+        "pattern": _prop("Pattern", "Glob of the files to watch; ** matches subfolders.", type="string", default="*"),
+        "poll_seconds": _POLL,
+        "enabled": _ENABLED,
+    },
+}
+
+_GIT_TRIGGER = {
+    "title": "Git trigger",
+    "description": "Fires once per new commit on 'branch' of 'repo'; trigger.payload has commit, author, message.",
+    "type": "object",
+    "required": ["repo"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _ID_SEEN,
+        "type": _TYPE_SEEN,
+        "repo": _prop("Repository", "A local path or a URL git can fetch.", type="string", minLength=1),
+        "branch": _prop("Branch", "Default: the repository's default branch.", type="string", minLength=1),
+        "poll_seconds": _POLL,
+        "enabled": _ENABLED,
+    },
+}
+
+_WORKFLOW_TRIGGER = {
+    "title": "Workflow trigger",
+    "description": "Fires when a run of another workflow ends in one of 'states' (chaining).",
+    "type": "object",
+    "required": ["workflow"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _ID_SEEN,
+        "type": _TYPE_SEEN,
+        "workflow": _prop("Workflow", "Name of the workflow to follow.", type="string", minLength=1),
+        "states": _prop(
+            "States",
+            "End states that fire this trigger.",
+            type="array",
+            items={"enum": ["succeeded", "failed", "cancelled", "crashed"]},
+            minItems=1,
+            default=["succeeded"],
+        ),
+        "poll_seconds": _prop(
+            "Poll every", "Seconds between two looks at the runs that ended.", type="number", minimum=1, default=5
+        ),
+        "enabled": _ENABLED,
+    },
+}
+
 _TRIGGER = {
     "title": "Trigger",
-    "description": "When the scheduler starts a run: 'cron', 'interval' or 'manual'.",
+    "description": "When the scheduler starts a run: on time ('cron', 'interval'), on events ('webhook', 'file', "
+    "'git', 'workflow'), or only by hand ('manual').",
     "type": "object",
     "required": ["id", "type"],
     "properties": {
@@ -327,6 +419,28 @@ _SETTINGS = {
             type="number",
             exclusiveMinimum=0,
             default=SETTINGS_DEFAULTS["timeout"],
+        ),
+        "catchup": _prop(
+            "Catch up",
+            "Instants missed while the scheduler was down: 'none' records them as missed, 'latest' runs the most "
+            "recent one, 'all' runs each in order (up to catchup_limit).",
+            enum=["none", "latest", "all"],
+            default="none",
+        ),
+        "catchup_limit": _prop(
+            "Catch-up limit", "At most this many missed instants run with catchup 'all'.", type="integer",
+            minimum=1, default=100,
+        ),
+        "overlap": _prop(
+            "Overlap",
+            "A firing while a run is active: 'skip' it (recorded), 'queue' it, 'allow' it (up to "
+            "max_active_runs), or 'cancel_previous'.",
+            enum=["skip", "queue", "allow", "cancel_previous"],
+            default="skip",
+        ),
+        "max_active_runs": _prop(
+            "Maximum active runs", "With overlap 'allow', how many runs may be active at once.", type="integer",
+            minimum=1, default=4,
         ),
     },
 }
@@ -384,6 +498,10 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
         "cronTrigger": _CRON_TRIGGER,
         "intervalTrigger": _INTERVAL_TRIGGER,
         "manualTrigger": _MANUAL_TRIGGER,
+        "webhookTrigger": _WEBHOOK_TRIGGER,
+        "fileTrigger": _FILE_TRIGGER,
+        "gitTrigger": _GIT_TRIGGER,
+        "workflowTrigger": _WORKFLOW_TRIGGER,
         "settings": _SETTINGS,
     },
 }
