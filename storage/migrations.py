@@ -154,6 +154,58 @@ def m003_config_and_task_memory(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m004_scheduler(db: sqlite_utils.Database) -> None:
+    """Firings keyed by (workflow, trigger, instant), the scheduler lease, trigger cursors, webhook tokens."""
+    _script(
+        db,
+        """
+        CREATE TABLE firings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow TEXT NOT NULL,
+            trigger_id TEXT NOT NULL,
+            instant REAL NOT NULL,
+            status TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            reason TEXT,
+            payload TEXT,
+            claimed_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            UNIQUE (workflow, trigger_id, instant)
+        );
+        CREATE INDEX firings_status ON firings(status, workflow);
+        CREATE TABLE scheduler_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token INTEGER NOT NULL,
+            expires REAL NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            version TEXT NOT NULL,
+            acquired REAL NOT NULL,
+            renewed REAL NOT NULL
+        );
+        CREATE TABLE trigger_state (
+            workflow TEXT NOT NULL,
+            trigger_id TEXT NOT NULL,
+            last_instant REAL,
+            cursor TEXT,
+            next_poll REAL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (workflow, trigger_id)
+        );
+        CREATE TABLE webhook_tokens (
+            workflow TEXT NOT NULL,
+            trigger_id TEXT NOT NULL,
+            token TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (workflow, trigger_id)
+        );
+        CREATE INDEX runs_active ON runs(workflow, status) WHERE status IN ('queued', 'running')
+        """,
+    )
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):

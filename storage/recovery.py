@@ -51,9 +51,10 @@ class Recovered:
 
 
 def _orphan_reason(row: tuple, now: float, ttl: float, host: str) -> str | None:
-    _, _, owner, runner_id, pid, pid_start, runner_host, heartbeat = row
+    _, _, status, owner, runner_id, pid, pid_start, runner_host, heartbeat = row
     if owner is None:
-        return "it has no owner"
+        # a queued run nobody owns is a request waiting for a scheduler, not an orphan
+        return None if status == "queued" else "it has no owner"
     if runner_id is None:
         return f"its runner {owner[:8]} is gone"
     if runner_host == host and not process_alive(pid, pid_start):
@@ -69,7 +70,7 @@ def find_orphans(
     """Queued or running runs whose owner is dead."""
     now = time.time() if now is None else now
     sql = (
-        "SELECT r.id, r.workflow, r.owner, n.id, n.pid, n.pid_start, n.host, n.heartbeat FROM runs r"
+        "SELECT r.id, r.workflow, r.status, r.owner, n.id, n.pid, n.pid_start, n.host, n.heartbeat FROM runs r"
         " LEFT JOIN runners n ON n.id = r.owner WHERE r.status IN ('queued', 'running')"
     )
     args: list = []
@@ -81,7 +82,7 @@ def find_orphans(
     for row in db.execute(sql + " ORDER BY r.id", args).fetchall():
         reason = _orphan_reason(row, now, ttl, host)
         if reason is not None:
-            orphans.append(Orphan(row[0], row[1], row[2], reason))
+            orphans.append(Orphan(row[0], row[1], row[3], reason))
     return orphans
 
 

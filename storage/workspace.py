@@ -32,6 +32,7 @@ from .home import database_path, resolve_home
 from .journal import SqliteJournal
 from .recovery import Recovered, cancel_orphan, find_orphans, take_over
 from .runs import RunRecord, create_run, get_run
+from .scheduling import ensure_webhook_tokens
 from .secrets import SecretError, SecretStore
 from .services import StoreServices
 from .workflows import NotFound, VersionInfo, document_by_hash, get_document, save_version
@@ -104,6 +105,7 @@ class Workspace:
         except NotFound:
             before = 0
         info = save_version(self.db, doc, at=time.time(), message=message)
+        ensure_webhook_tokens(self.db, dict(doc))
         return info, info.version != before
 
     def export(self, name: str, version: int | None = None) -> dict[str, Any]:
