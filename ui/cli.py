@@ -22,6 +22,7 @@ from engine.schema import schema_json
 from engine.states import RunState
 from engine.validation import parse_document, validate_document
 from storage.runs import iso
+from storage.scheduling import list_firings
 from storage.workflows import list_workflows
 from storage.runs import iter_logs, list_runs
 from storage.workspace import UserError, Workspace
@@ -150,24 +151,44 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--status", type=click.Choice([s.value for s in RunState]), help="Only runs in this state.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in RunState] + ["missed", "skipped_overlap"]),
+    help="Only runs (or firings) in this state.",
+)
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print [{id, workflow, version, status, trigger, ...}].")
 @click.pass_context
 def runs(ctx: click.Context, name: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first, optionally of one workflow."""
+    """List runs, newest first, optionally of one workflow, with the firings that started none.
+
+    Instants the scheduler missed (it was down) or skipped (a run was still
+    active) show as status 'missed' or 'skipped_overlap' with the reason.
+    """
     with _workspace(ctx) as ws:
-        records = list_runs(ws.db, name, limit=limit, status=status)
-        rows = []
-        for record in records:
+        keyed = []
+        for record in list_runs(ws.db, name, limit=limit, status=status):
             row = record.summary()
             if as_json:
                 row["tasks"] = {k: v.to_dict() for k, v in ws.run(record.id).tasks.items()}
-            rows.append(row)
+            keyed.append((record.created, row))
+        statuses = (status,) if status else ("missed", "skipped_overlap", "queued")
+        keyed += [(f["created"], _firing_row(f)) for f in list_firings(ws.db, name, statuses=statuses, limit=limit)]
+    keyed.sort(key=lambda pair: pair[0], reverse=True)
+    rows = [row for _, row in keyed[:limit]]
     if as_json:
         _print_json(rows)
     else:
         views.print_runs(out, rows)
+
+
+def _firing_row(firing: dict) -> dict:
+    """A firing that started no run, in the ``runs --json`` shape (``id`` is null)."""
+    return {
+        "id": None, "workflow": firing["workflow"], "version": None, "status": firing["status"],
+        "trigger": "schedule", "trigger_id": firing["trigger_id"], "logical_time": iso(firing["instant"]),
+        "started": None, "ended": None, "duration": None, "params": None, "error": firing["reason"],
+        "parent_run_id": None,
+    }
 
 
 @cli.command()
@@ -188,10 +209,13 @@ def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
 
 from .cli_runs import cancel, rerun, resume, run  # noqa: E402  (they register on the group)
 from .cli_config import config  # noqa: E402
+from .cli_next import next_  # noqa: E402
+from .cli_scheduler import pause, scheduler, serve, trigger, webhooks  # noqa: E402
 from .cli_secrets import secrets  # noqa: E402
 
-for _command in (run, resume, rerun, cancel, secrets, config):
+for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks):
     cli.add_command(_command)
+cli.add_command(next_, "next")
 
 
 def main() -> None:

@@ -79,17 +79,23 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool,
 
 
 @click.command()
-@click.argument("run_id", type=int)
+@click.argument("target", metavar="RUN_ID|NAME")
 @_json_option
 @_grace_option
 @click.pass_context
-def resume(ctx: click.Context, run_id: int, as_json: bool, grace: float) -> None:
-    """Resume a crashed or interrupted run where it stopped.
+def resume(ctx: click.Context, target: str, as_json: bool, grace: float) -> None:
+    """Resume a crashed or interrupted run (RUN_ID), or a paused workflow (NAME).
 
-    Tasks that succeeded are not run again and their outputs feed the rest;
-    crashed attempts are retried when their task has retries left; a retry
-    that was waiting for its backoff starts at its planned time.
+    A run resumes where it stopped: tasks that succeeded are not run again and
+    their outputs feed the rest; crashed attempts are retried when their task
+    has retries left; a retry waiting for its backoff starts at its planned time.
     """
+    if not target.isdigit():
+        from .cli_scheduler import unpause_workflow
+
+        unpause_workflow(ctx, target)
+        return
+    run_id = int(target)
     with _workspace(ctx) as ws, ws.session() as heartbeat:
         for recovered in ws.recover(heartbeat.id, run_id=run_id, grace=grace):
             err.print(f"run {run_id}: {recovered.reason}; its running attempts are marked crashed")

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 STATE_STYLES = {
+    "missed": "magenta", "skipped_overlap": "bright_black",
     "pending": "dim", "queued": "dim", "running": "cyan", "retrying": "yellow",
     "succeeded": "green", "failed": "red", "timed_out": "red", "crashed": "magenta",
     "skipped": "bright_black", "cancelled": "yellow",
@@ -73,6 +74,12 @@ def print_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     table = Table("id", "workflow", "version", "status", "trigger", "started", "duration", box=None)
     for row in rows:
         duration = "" if row["duration"] is None else f"{row['duration']:.2f}s"
+        if row["id"] is None:  # a firing that started no run
+            table.add_row(
+                "-", row["workflow"], "", state_text(row["status"]), row.get("trigger_id") or "",
+                _local(row["logical_time"]), Text(row["error"] or "", style="dim"),
+            )
+            continue
         table.add_row(
             str(row["id"]), row["workflow"], "file" if row["version"] is None else str(row["version"]),
             state_text(row["status"]), row["trigger"], _local(row["started"]), duration,

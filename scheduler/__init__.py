@@ -1,0 +1,1 @@
+"""The scheduler process: runs queued and triggered workflows, and serves the HTTP API (:mod:`scheduler.api`)."""

@@ -1,0 +1,232 @@
+"""Request and response bodies of the HTTP API (:mod:`scheduler.api`), as pydantic models.
+
+They document the API in OpenAPI and check what clients send; the response
+shapes are the CLI's ``--json`` shapes (``RunRecord.summary()``,
+``views.run_json``), with keys only ever added, never renamed or removed.
+Times are ISO 8601 in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
+
+from engine.states import RunState
+
+__all__ = [
+    "WORKFLOW_SCHEMA_REF", "WorkflowDocument", "RunStatus", "ErrorBody", "Health", "RunSummary",
+    "WorkflowSummary", "WorkflowDetail", "VersionSummary", "SaveResult", "PauseState", "RunRequest",
+    "RerunRequest", "RunQueued", "RunDetail", "LogLine", "LogPage", "CancelResult", "workflow_schema_components",
+]
+
+#: Where the OpenAPI document keeps the taskloom/v1 JSON Schema (added by :func:`scheduler.api.create_app`).
+WORKFLOW_SCHEMA_REF = "#/components/schemas/TaskloomWorkflow"
+
+#: A taskloom/v1 workflow document; OpenAPI shows the format's own JSON Schema for it.
+WorkflowDocument = Annotated[dict[str, Any], WithJsonSchema({"allOf": [{"$ref": WORKFLOW_SCHEMA_REF}]})]
+
+RunStatus = Literal[tuple(s.value for s in RunState)]  # type: ignore[valid-type]
+# Responses say str, not RunStatus, so that a state added later cannot turn a read into an error.
+_STATUS = "The run's state: " + ", ".join(s.value for s in RunState) + "."
+
+
+class _Strict(BaseModel):
+    """A request body: unknown keys are mistakes, reported by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors and health --------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    """Every error response: what went wrong, and where when it can say."""
+
+    error: str = Field(description="What went wrong, fit to show a user.")
+    field: str | None = Field(None, description="The request part at fault, e.g. 'body.params.times' or 'query.limit'.")
+    issues: list[dict[str, str]] | None = Field(
+        None,
+        description="Every problem: {field, message} for a malformed request; "
+        "{path, message, hint} (a JSON pointer into the document) for an invalid workflow.",
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str = Field(description="The installed taskloom version.")
+    time: str = Field(description="The server's clock, ISO 8601 UTC.")
+
+
+# -- workflows -----------------------------------------------------------------
+
+
+class RunSummary(BaseModel):
+    """A run without its tasks (the ``taskloom runs --json`` shape)."""
+
+    id: int
+    workflow: str
+    version: int | None = Field(description="The workflow version it ran; null for an unsaved file.")
+    status: str = Field(description=_STATUS)
+    trigger: str = Field(description="What started it: 'api', 'manual', 'rerun', a trigger type, ...")
+    logical_time: str | None
+    started: str | None
+    ended: str | None
+    duration: float | None = Field(description="Seconds from start to end; null until it ended.")
+    params: dict[str, Any]
+    error: str | None
+    parent_run_id: int | None = Field(description="The run this one re-runs.")
+
+
+class WorkflowSummary(BaseModel):
+    name: str
+    title: str
+    version: int = Field(description="The current version.")
+    paused: bool = Field(description="A paused workflow's triggers do not fire.")
+    created: str
+    updated: str
+    last_run: RunSummary | None
+
+
+class WorkflowDetail(BaseModel):
+    name: str
+    title: str
+    version: int
+    paused: bool
+    document: WorkflowDocument
+
+
+class VersionSummary(BaseModel):
+    version: int
+    message: str = Field(description="The note given when it was saved.")
+    created: str
+    sha256: str = Field(description="The SHA-256 of the version's canonical JSON.")
+
+
+class SaveResult(BaseModel):
+    name: str
+    version: int
+    created: bool = Field(description="False when the document equals the current version (nothing stored).")
+
+
+class PauseState(BaseModel):
+    name: str
+    paused: bool
+
+
+# -- runs --------------------------------------------------------------------------
+
+
+class RunRequest(_Strict):
+    """How to start a run."""
+
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values of the workflow's declared params as JSON values of the declared types; "
+        "missing ones take their defaults.",
+        examples=[{"who": "world", "times": 3}],
+    )
+    payload: Any = Field(None, description="Any JSON value; tasks read it as trigger.payload.")
+
+
+class RerunRequest(_Strict):
+    """Which part of a run to run again; the rest keeps the old run's results."""
+
+    from_task: str | None = Field(None, description="Re-run this task and everything downstream of it.")
+    failed: StrictBool = Field(False, description="Re-run the failed tasks and everything downstream of them.")
+
+
+class RunQueued(BaseModel):
+    run_id: int
+    status: Literal["queued"]
+
+
+class AttemptDetail(BaseModel):
+    number: int
+    status: str
+    started: str | None
+    ended: str | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    output: Any
+
+
+class TaskDetail(BaseModel):
+    status: str
+    attempts: int
+    output: Any
+    error: str | None
+    skip_reason: str | None
+    attempt_list: list[AttemptDetail]
+
+
+class RunDetail(BaseModel):
+    """A run with its tasks and their attempts (the ``taskloom run --json`` shape, plus the run's summary)."""
+
+    run_id: int
+    workflow: str
+    version: int | None
+    status: str = Field(description=_STATUS)
+    error: str | None
+    started: str | None
+    ended: str | None
+    tasks: dict[str, TaskDetail]
+    trigger: str
+    trigger_payload: Any
+    logical_time: str | None
+    duration: float | None
+    params: dict[str, Any]
+    parent_run_id: int | None
+
+
+class LogLine(BaseModel):
+    id: int = Field(description="Increasing; pass the last one seen as after_id to read on.")
+    task: str
+    attempt: int
+    ts: str = Field(description="When the line was captured, ISO 8601 UTC.")
+    stream: str = Field(description="'stdout', 'stderr', or 'system' (lines from Taskloom itself).")
+    line: str
+
+
+class LogPage(BaseModel):
+    run_id: int
+    status: str = Field(description="The run's status now; a client tailing the logs stops once it is not queued or running.")
+    lines: list[LogLine]
+    next_after_id: int | None = Field(
+        description="The after_id for the next page when this page was full (more lines exist); null otherwise."
+    )
+
+
+class CancelResult(BaseModel):
+    run_id: int
+    result: Literal["requested", "cancelled", "ended"] = Field(
+        description="'requested': its runner (or the scheduler, for a queued run) will stop it; "
+        "'cancelled': nobody was running it, so it was cancelled here; 'ended': it had already ended."
+    )
+
+
+# -- the workflow format in OpenAPI ------------------------------------------------------
+
+
+def workflow_schema_components(schema_text: str) -> dict[str, Any]:
+    """The format's schema with its ``$defs`` hoisted to components (``TaskloomWorkflow.<def>``)."""
+    schema = json.loads(schema_text)
+    defs = schema.pop("$defs", {})
+    for key in ("$schema", "$id"):
+        schema.pop(key, None)
+    base = WORKFLOW_SCHEMA_REF.rsplit("/", 1)[-1]
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: f"#/components/schemas/{base}.{v[len('#/$defs/'):]}"
+                if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/") else rewrite(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return {base: rewrite(schema), **{f"{base}.{name}": rewrite(d) for name, d in defs.items()}}

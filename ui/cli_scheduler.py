@@ -1,0 +1,205 @@
+"""Commands for the scheduler service: ``scheduler``, ``serve``, ``trigger``, ``pause``, ``webhooks``."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import click
+
+from engine.params import ParamError, parse_assignments
+from storage.db import sqlite_version_note, write_txn
+from storage.scheduling import lease_info, webhook_token
+from storage.workspace import UserError
+
+from .cli_common import _Fail, _print_json, _workspace, err, out
+
+__all__ = ["scheduler", "serve", "trigger", "pause", "webhooks", "unpause_workflow", "API_DEFAULT_PORT"]
+
+API_DEFAULT_PORT = 8765
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _service_options(function: Any) -> Any:
+    for option in reversed([
+        click.option("--host", default="127.0.0.1", show_default=True, help="Address of the REST API."),
+        click.option("--port", default=API_DEFAULT_PORT, show_default=True, help="Port of the REST API."),
+        click.option("--token", envvar="TASKLOOM_API_TOKEN", help="Bearer token the API requires (needed off loopback)."),
+        click.option("--no-api", is_flag=True, help="Fire and run workflows without serving the REST API."),
+        click.option("--lease-ttl", default=5.0, show_default=True, help="Seconds a standby waits before taking over."),
+        click.option("--misfire-grace", default=60.0, show_default=True,
+                     help="Seconds a firing may be late and still run; older instants count as missed."),
+    ]):
+        function = option(function)
+    return function
+
+
+@click.command()
+@_service_options
+@click.pass_context
+def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
+              misfire_grace: float) -> None:
+    """Fire workflows on time and on events and run them, with the REST API on HOST:PORT.
+
+    Start two on one database for a hot standby: only one fires at a time, the
+    other takes over within seconds when the first dies. SIGTERM stops cleanly
+    (runs are interrupted and resume on the next start); SIGUSR1 wakes it.
+    """
+    _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+
+
+@click.command()
+@_service_options
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
+          misfire_grace: float) -> None:
+    """The scheduler and the REST API (the designer UI joins them when it ships)."""
+    _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+
+
+def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
+           misfire_grace: float) -> None:
+    from scheduler.service import Scheduler
+    from storage.home import resolve_home
+
+    if not no_api and not _is_loopback(host) and not token:
+        raise _Fail(
+            f"refusing to serve the API on {host} without a token: anyone who can reach it could run workflows;"
+            " pass --token or set TASKLOOM_API_TOKEN (or bind 127.0.0.1)"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    note = sqlite_version_note()
+    if note:
+        logging.getLogger("taskloom.scheduler").warning(note)
+    service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    signal.signal(signal.SIGUSR1, lambda *_: service.wake())
+    server = None if no_api else _start_api(resolve_home(home), host, port, token, service.wake)
+    err.print(f"scheduler started (pid {os.getpid()})" + ("" if server is None else f"; API on http://{host}:{port}"))
+    try:
+        service.run()
+    finally:
+        if server is not None:
+            server.should_exit = True
+
+
+def _start_api(home: Any, host: str, port: int, token: str | None, wake: Any) -> Any:
+    import uvicorn
+
+    from scheduler.api import create_app
+    from scheduler.hooks import add_hooks
+
+    app = create_app(home, token=token, wake=wake)
+    add_hooks(app, home, wake=wake)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="taskloom-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise _Fail(f"the API could not listen on {host}:{port} (is the port taken?); pass --port or --no-api")
+        time.sleep(0.02)
+    return server
+
+
+@click.command()
+@click.argument("name")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Set a declared param (repeatable).")
+@click.pass_context
+def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
+    """Run NAME now through the scheduler (it must be running): queue the run and wake the scheduler."""
+    with _workspace(ctx) as ws:
+        try:
+            run_id, _ = ws.start_run(ws.target(name), parse_assignments(list(params)), trigger="manual")
+        except ParamError as exc:
+            raise _Fail(str(exc)) from None
+        except UserError as exc:
+            raise _Fail(exc) from None
+        woke = _wake_scheduler(ws)
+    out.print(f"run {run_id} of {name} queued" + ("" if woke else "; no scheduler answered: start one with taskloom scheduler"))
+
+
+def _wake_scheduler(ws: Any) -> bool:
+    """SIGUSR1 to the active scheduler when it runs on this host; whether one was found."""
+    lease = lease_info(ws.db)
+    if lease is None or lease["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(lease["pid"], signal.SIGUSR1)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
+    with _workspace(ctx) as ws:
+        try:
+            ws.target(name)
+        except UserError as exc:
+            raise _Fail(exc) from None
+        if ws.db.execute("SELECT 1 FROM workflows WHERE name = ?", [name]).fetchone() is None:
+            raise _Fail(f"no stored workflow named {name!r}")
+        with write_txn(ws.db):
+            ws.db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name])
+        _wake_scheduler(ws)
+    out.print(f"{name} {'paused' if paused else 'resumed'}")
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+def pause(ctx: click.Context, name: str) -> None:
+    """Stop firing NAME's triggers (runs started by hand still run); undo with taskloom resume NAME."""
+    _set_paused(ctx, name, True)
+
+
+def unpause_workflow(ctx: click.Context, name: str) -> None:
+    """``taskloom resume NAME``: fire NAME's triggers again (instants while paused are not caught up)."""
+    _set_paused(ctx, name, False)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--base-url", default=f"http://127.0.0.1:{API_DEFAULT_PORT}", show_default=True, help="Where the API is reached.")
+@click.option("--json", "as_json", is_flag=True, help="Print [{trigger, url, token, auth}].")
+@click.pass_context
+def webhooks(ctx: click.Context, name: str, base_url: str, as_json: bool) -> None:
+    """Print the URL and token of each webhook trigger of NAME."""
+    with _workspace(ctx) as ws:
+        try:
+            workflow = ws.target(name).workflow
+        except UserError as exc:
+            raise _Fail(exc) from None
+        rows = []
+        for trig in workflow.triggers:
+            if trig.type != "webhook":
+                continue
+            secret = trig.config.get("secret")
+            auth = f"HMAC signature with secret {secret}" if secret else (
+                f"bearer token from secret {trig.config['token_secret']}" if "token_secret" in trig.config else "bearer token")
+            rows.append({"trigger": trig.id, "url": f"{base_url.rstrip('/')}/hooks/{name}/{trig.id}",
+                         "token": None if secret or "token_secret" in trig.config else webhook_token(ws.db, name, trig.id),
+                         "auth": auth})
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print(f"{name} has no webhook trigger")
+    for row in rows:
+        out.print(f"[bold]{row['trigger']}[/]: POST {row['url']}")
+        out.print(f"    {row['auth']}" + (f": Authorization: Bearer {row['token']}" if row["token"] else ""))
