@@ -28,6 +28,8 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_validate.py
+	$(BIN)/python bench/bench_logs.py
+	$(BIN)/python bench/bench_scheduler.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
