@@ -174,3 +174,9 @@ def test_trigger_command_wakes_the_scheduler(tmp_path, home):
         assert json.loads(taskloom(home, "list", "--json").stdout)[0]["paused"] is False
     finally:
         stop(proc)
+
+
+def test_the_api_refuses_a_public_address_without_a_token(home):
+    result = taskloom(home, "scheduler", "--host", "0.0.0.0", "--port", str(free_port()), timeout=30)
+    assert result.returncode == 1
+    assert "without a token" in result.stderr and "TASKLOOM_API_TOKEN" in result.stderr
