@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the designer exists: import the examples and run one from the CLI.
+# Import the examples, then serve everything on loopback: the web app on
+# http://127.0.0.1:8501, the scheduler, and the REST API on 127.0.0.1:8765.
 run: install
 	$(BIN)/taskloom import assets/examples/*.json
-	$(BIN)/taskloom run hello
+	$(BIN)/taskloom serve
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: install

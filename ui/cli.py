@@ -212,8 +212,9 @@ from .cli_config import config  # noqa: E402
 from .cli_next import next_  # noqa: E402
 from .cli_scheduler import pause, scheduler, serve, trigger, webhooks  # noqa: E402
 from .cli_secrets import secrets  # noqa: E402
+from .cli_ui import ui  # noqa: E402
 
-for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks):
+for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui):
     cli.add_command(_command)
 cli.add_command(next_, "next")
 

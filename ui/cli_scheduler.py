@@ -64,11 +64,26 @@ def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_ap
 
 @click.command()
 @_service_options
+@click.option("--ui-port", default=8501, show_default=True, help="Port of the web app (on 127.0.0.1).")
+@click.option("--no-ui", is_flag=True, help="Do not serve the web app.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-          misfire_grace: float) -> None:
-    """The scheduler and the REST API (the designer UI joins them when it ships)."""
-    _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+          misfire_grace: float, ui_port: int, no_ui: bool) -> None:
+    """Everything: the scheduler, the REST API and the web app (designer, workflows, runs, settings)."""
+    from .cli_ui import start_ui
+
+    app = None if no_ui else start_ui(ctx.obj["home"], ui_port)
+    if app is not None:
+        err.print(f"web app on http://127.0.0.1:{ui_port}")
+    try:
+        _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+    finally:
+        if app is not None:
+            app.terminate()
+            try:
+                app.wait(timeout=10)
+            except Exception:
+                app.kill()
 
 
 def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,

@@ -1,0 +1,60 @@
+"""``taskloom ui``: the web app (Streamlit) on a loopback port, with safe settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .cli_common import _Fail, err
+
+__all__ = ["ui", "ui_command", "UI_DEFAULT_PORT"]
+
+UI_DEFAULT_PORT = 8501
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def ui_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves the app: loopback, no usage statistics, XSRF protection on."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.enableXsrfProtection", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
+    ]
+
+
+def start_ui(home: str | None, port: int, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """Start the app in a child process that sees the same Taskloom home."""
+    env = dict(os.environ)
+    if home:
+        env["TASKLOOM_HOME"] = str(home)
+    return subprocess.Popen(ui_command(port, host), env=env)
+
+
+@click.command("ui")
+@click.option("--port", default=UI_DEFAULT_PORT, show_default=True, help="Port of the web app.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --public.")
+@click.option("--public", is_flag=True, help="Allow a non-loopback --host (put authentication in front of it).")
+@click.pass_context
+def ui(ctx: click.Context, port: int, host: str, public: bool) -> None:
+    """Serve the designer, workflows, runs and settings pages on http://HOST:PORT."""
+    from .cli_scheduler import _is_loopback
+
+    if not _is_loopback(host) and not public:
+        raise _Fail(f"refusing to serve the app on {host}: it has no login; pass --public if a proxy protects it")
+    err.print(f"Taskloom app on http://{host}:{port}")
+    proc = start_ui(ctx.obj["home"], port, host)
+    try:
+        sys.exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        sys.exit(proc.wait())
