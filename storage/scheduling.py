@@ -24,7 +24,7 @@ from .db import write_txn
 
 __all__ = ["Lease", "acquire_lease", "renew_lease", "release_lease", "lease_info", "claim_firing",
            "TriggerState", "trigger_state", "save_trigger_state", "active_runs", "webhook_token",
-           "ensure_webhook_tokens", "queued_firings", "set_firing", "list_firings"]
+           "ensure_webhook_tokens", "queued_firings", "set_firing", "list_firings", "wake_scheduler"]
 
 LEASE = "scheduler"
 
@@ -201,3 +201,25 @@ def list_firings(
     rows = db.execute(sql + " ORDER BY instant DESC LIMIT ?", [*args, limit]).fetchall()
     keys = ("workflow", "trigger_id", "instant", "status", "reason", "created")
     return [dict(zip(keys, r)) for r in rows]
+
+
+def wake_scheduler(db: sqlite_utils.Database) -> bool:
+    """Ask the active scheduler to look at the database now (SIGUSR1); whether one on this host was reached.
+
+    The lease records the scheduler's pid and host. The signal goes only to a
+    live process on this host whose command line is Taskloom's, so a pid that
+    was reused by another program is never signalled.
+    """
+    import signal
+
+    info = lease_info(db)
+    if info is None or info["host"] != socket.gethostname() or info["expires"] < time.time():
+        return False
+    try:
+        with open(f"/proc/{info['pid']}/cmdline", "rb") as f:
+            if b"taskloom" not in f.read():
+                return False
+        os.kill(info["pid"], signal.SIGUSR1)
+    except (OSError, ProcessLookupError, PermissionError):
+        return False
+    return True

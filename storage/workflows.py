@@ -19,7 +19,8 @@ from engine.model import canonical_json
 from .db import write_txn
 
 __all__ = ["WorkflowInfo", "VersionInfo", "NotFound", "put_document", "save_version",
-           "get_document", "list_workflows", "list_versions", "get_workflow", "document_by_hash"]
+           "get_document", "list_workflows", "list_versions", "get_workflow", "document_by_hash",
+           "delete_workflow", "set_paused"]
 
 
 class NotFound(LookupError):
@@ -165,3 +166,30 @@ def list_versions(db: sqlite_utils.Database, name: str) -> list[VersionInfo]:
             [name],
         )
     ]
+
+
+def set_paused(db: sqlite_utils.Database, name: str, paused: bool) -> None:
+    """Stop (or resume) firing a stored workflow's triggers; :class:`NotFound` if there is none."""
+    with write_txn(db):
+        changed = db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name]).rowcount
+        if not changed:
+            get_workflow(db, name)  # raises NotFound naming the stored ones
+
+
+def delete_workflow(db: sqlite_utils.Database, name: str) -> int:
+    """Remove a stored workflow and all its versions; return how many versions went.
+
+    Runs are history and stay: they name their document by hash, and
+    ``documents`` keeps every body, so a deleted workflow's runs can still be
+    read, re-run and resumed. The workflow's scheduler cursors
+    (``trigger_state``), webhook tokens and task memory (watermarks) go, so a
+    new workflow of the same name starts fresh. Firings stay as history; one
+    still queued ends as ``failed_to_start`` ("no workflow named ...").
+    """
+    with write_txn(db):
+        get_workflow(db, name)  # NotFound naming the stored ones
+        removed = db.execute("DELETE FROM workflow_versions WHERE workflow = ?", [name]).rowcount
+        db.execute("DELETE FROM workflows WHERE name = ?", [name])
+        for table in ("trigger_state", "webhook_tokens", "task_memory"):
+            db.execute(f"DELETE FROM {table} WHERE workflow = ?", [name])
+    return removed

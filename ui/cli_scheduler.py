@@ -15,7 +15,7 @@ import click
 
 from engine.params import ParamError, parse_assignments
 from storage.db import sqlite_version_note, write_txn
-from storage.scheduling import lease_info, webhook_token
+from storage.scheduling import wake_scheduler, webhook_token
 from storage.workspace import UserError
 
 from .cli_common import _Fail, _print_json, _workspace, err, out
@@ -150,15 +150,7 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
 
 
 def _wake_scheduler(ws: Any) -> bool:
-    """SIGUSR1 to the active scheduler when it runs on this host; whether one was found."""
-    lease = lease_info(ws.db)
-    if lease is None or lease["host"] != socket.gethostname():
-        return False
-    try:
-        os.kill(lease["pid"], signal.SIGUSR1)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return wake_scheduler(ws.db)
 
 
 def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
