@@ -46,7 +46,7 @@ def page(home: Path, monkeypatch: pytest.MonkeyPatch):
     """Open a page of the app (relative to ui/app.py) on the Taskloom home ``home``."""
     monkeypatch.setenv("TASKLOOM_HOME", str(home))
 
-    def open_page(path: str = "pages/workflows.py") -> AppTest:
+    def open_page(path: str = "views/workflows.py") -> AppTest:
         at = AppTest.from_file(APP, default_timeout=30)
         at.run()
         at.switch_page(path).run()
@@ -219,7 +219,7 @@ def test_open_sets_the_designer_workflow_and_switches_page(ws: Workspace, page, 
     ws.save(example("hello"))
     at = page()
     at = at.button(key="wf_open_hello").click().run()  # the Designer's own errors are not this test's business
-    assert switches == [("pages/designer.py", "hello")]
+    assert switches == [("views/designer.py", "hello")]
     assert "Workflows" not in [t.value for t in at.title]
 
 
@@ -350,13 +350,13 @@ def test_template_gallery_creates_a_workflow_and_opens_it(ws: Workspace, page, s
     at.button(key="tpl_use_hello").click().run()
     info, doc = get_document(ws.db, "hello")
     assert (info.version, info.message) == (1, "from template hello") and doc == example("hello")
-    assert switches == [("pages/designer.py", "hello")]
+    assert switches == [("views/designer.py", "hello")]
 
     at = page()  # the name is taken now: the template is stored under the next free name
     assert "stored as hello-2" in texts(at)
     at.button(key="tpl_use_hello").click().run()
     assert get_document(ws.db, "hello-2")[1] == {**example("hello"), "name": "hello-2"}
-    assert switches[-1] == ("pages/designer.py", "hello-2")
+    assert switches[-1] == ("views/designer.py", "hello-2")
 
     at = page()
     at.text_input(key="tpl_name_hello").input("hello")
@@ -370,7 +370,7 @@ def test_template_gallery_creates_a_workflow_and_opens_it(ws: Workspace, page, s
 
 def test_settings_secret_set_listed_never_shown_then_deleted(ws: Workspace, page, home: Path):
     value = "s3cr3t-value-xyz"
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     at.text_input(key="secret_name").input("API_TOKEN")
     at.text_input(key="secret_value").input(value)
     run(at.button(key="secret_save").click())
@@ -394,7 +394,7 @@ def test_settings_secret_set_listed_never_shown_then_deleted(ws: Workspace, page
 
 
 def test_settings_config_set_unset_and_errors(ws: Workspace, page):
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     rows = {r["key"]: r for r in table(at, "description")}
     assert rows["smtp.port"]["value"] == "25" and rows["smtp.port"]["set"] == "default"
     at.text_input(key="cfg_in_smtp.port").input("587")
@@ -411,7 +411,7 @@ def test_settings_config_set_unset_and_errors(ws: Workspace, page):
     run(at.button(key="cfg_set_file_roots").click())
     assert Config(ws.db).get("file_roots")[:2] == ["/data", "/srv"]
 
-    assert page("pages/settings.py").text_input(key="cfg_in_smtp.port").value == "587"  # a new session shows it
+    assert page("views/settings.py").text_input(key="cfg_in_smtp.port").value == "587"  # a new session shows it
 
     run(at.button(key="cfg_unset_smtp.port").click())
     assert Config(ws.db).get("smtp.port") == 25
@@ -419,10 +419,10 @@ def test_settings_config_set_unset_and_errors(ws: Workspace, page):
 
 
 def test_settings_scheduler_status(ws: Workspace, page):
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     assert any("No scheduler has run yet" in i.value for i in at.info)
     acquire_lease(ws.db, "sched-1", ttl=60, version="1.2.3")
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     assert any("Active: sched-1" in s.value for s in at.success)
     status = table(at, "holder")[0]
     assert status["active"] and status["version"] == "1.2.3"

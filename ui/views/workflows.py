@@ -46,7 +46,7 @@ from storage.workspace import Target, UserError, Workspace
 from ui.webstate import flash, show_flashes, workspace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
-DESIGNER_PAGE = "pages/designer.py"  # relative to ui/app.py, as st.switch_page resolves it
+DESIGNER_PAGE = "views/designer.py"  # relative to ui/app.py, as st.switch_page resolves it
 
 
 # -- small helpers -------------------------------------------------------------
