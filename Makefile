@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/bench_validate.py
 	$(BIN)/python bench/bench_logs.py
 	$(BIN)/python bench/bench_scheduler.py
+	$(BIN)/python bench/bench_designer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
