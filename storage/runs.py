@@ -21,7 +21,8 @@ from .journal import dump_json
 from .workflows import NotFound, put_document
 
 __all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs",
-           "iter_logs", "iso"]
+           "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page",
+           "request_resume", "run_triggers"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -223,3 +224,193 @@ def iter_logs(
         args.append(task_id)
     for r in db.execute(sql + " ORDER BY id", args):
         yield {"id": r[0], "task": r[1], "attempt": r[2], "ts": r[3], "stream": r[4], "line": r[5]}
+
+
+# -- the run-log viewer's queries (keyset-paginated, never a full scan of runs or logs) -------------------
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a ``LIKE ... ESCAPE '\\'`` pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_runs(
+    db: sqlite_utils.Database,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[RunRecord]:
+    """Runs matching the filters, newest first, at most ``limit``, with ids below ``before_id`` (keyset paging).
+
+    ``since``/``until`` bound the creation time (``since <= created < until``).
+    ``text`` matches a run id exactly, or appears (case-insensitively) in the
+    workflow name, the run's error or one of its tasks' errors.
+    """
+    where, args = [], []
+    for column, value in (("workflow", workflow), ("status", status), ("trigger", trigger)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        where.append("created >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("created < ?")
+        args.append(until)
+    if before_id is not None:
+        where.append("id < ?")
+        args.append(before_id)
+    text = (text or "").strip()
+    if text:
+        pattern = f"%{like_escape(text)}%"
+        parts = [
+            "workflow LIKE ? ESCAPE '\\'",
+            "error LIKE ? ESCAPE '\\'",
+            "EXISTS (SELECT 1 FROM task_states t WHERE t.run_id = runs.id AND t.error LIKE ? ESCAPE '\\')",
+        ]
+        part_args: list[Any] = [pattern, pattern, pattern]
+        number = text.lstrip("#")
+        if number.isdigit():
+            parts.insert(0, "id = ?")
+            part_args.insert(0, int(number))
+        where.append(f"({' OR '.join(parts)})")
+        args.extend(part_args)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = db.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", [*args, int(limit)]
+    ).fetchall()
+    return [_run(r) for r in rows]
+
+
+def run_triggers(db: sqlite_utils.Database) -> list[str]:
+    """The trigger kinds runs have (``manual``, ``rerun``, ``cron``...)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT trigger FROM runs ORDER BY trigger")]
+
+
+def search_firings(
+    db: sqlite_utils.Database,
+    *,
+    workflow: str | None = None,
+    statuses: Sequence[str] = ("missed", "skipped_overlap"),
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Firings that started no run, newest (by id) first; ``since``/``until`` bound the firing instant."""
+    if not statuses:
+        return []
+    where = [f"status IN ({','.join('?' * len(statuses))})"]
+    args: list[Any] = list(statuses)
+    if workflow is not None:
+        where.append("workflow = ?")
+        args.append(workflow)
+    if since is not None:
+        where.append("instant >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("instant < ?")
+        args.append(until)
+    if before_id is not None:
+        where.append("id < ?")
+        args.append(before_id)
+    text = (text or "").strip()
+    if text:
+        pattern = f"%{like_escape(text)}%"
+        where.append("(workflow LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\' OR trigger_id LIKE ? ESCAPE '\\')")
+        args.extend([pattern, pattern, pattern])
+    rows = db.execute(
+        "SELECT id, workflow, trigger_id, instant, status, reason, created FROM firings"
+        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+        [*args, int(limit)],
+    ).fetchall()
+    keys = ("id", "workflow", "trigger_id", "instant", "status", "reason", "created")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+@dataclass
+class LogPage:
+    """One page of log lines in capture order, and whether there are lines before and after it."""
+
+    lines: list[dict[str, Any]]
+    has_older: bool
+    has_newer: bool
+
+    @property
+    def first_id(self) -> int | None:
+        return self.lines[0]["id"] if self.lines else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.lines[-1]["id"] if self.lines else None
+
+
+def log_page(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    task_id: str | None = None,
+    attempt: int | None = None,
+    search: str | None = None,
+    after_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 200,
+) -> LogPage:
+    """At most ``limit`` log lines of a run (of a task, an attempt), in capture order.
+
+    Without a cursor: the first lines. ``after_id``: the lines after it (the
+    newer page); ``before_id``: the lines just before it (the older page).
+    ``search`` keeps lines containing it (``LIKE``, case-insensitive for ASCII,
+    ``%``/``_`` taken literally).
+    """
+    where, args = ["run_id = ?"], [run_id]
+    if task_id is not None:
+        where.append("task_id = ?")
+        args.append(task_id)
+    if attempt is not None:
+        where.append("attempt = ?")
+        args.append(attempt)
+    text = search or ""
+    if text:
+        where.append("line LIKE ? ESCAPE '\\'")
+        args.append(f"%{like_escape(text)}%")
+    base = " AND ".join(where)
+    cols = "SELECT id, task_id, attempt, ts, stream, line FROM logs"
+    if before_id is not None:
+        rows = db.execute(
+            f"{cols} WHERE {base} AND id < ? ORDER BY id DESC LIMIT ?", [*args, before_id, limit + 1]
+        ).fetchall()
+        has_older = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+        has_newer = True
+    else:
+        start = after_id or 0
+        rows = db.execute(
+            f"{cols} WHERE {base} AND id > ? ORDER BY id LIMIT ?", [*args, start, limit + 1]
+        ).fetchall()
+        has_newer = len(rows) > limit
+        rows = rows[:limit]
+        if rows:
+            has_older = bool(after_id) and db.execute(
+                f"SELECT 1 FROM logs WHERE {base} AND id < ? LIMIT 1", [*args, rows[0][0]]
+            ).fetchone() is not None
+        else:
+            has_older = bool(after_id)
+    lines = [{"id": r[0], "task": r[1], "attempt": r[2], "ts": r[3], "stream": r[4], "line": r[5]} for r in rows]
+    return LogPage(lines, has_older, has_newer)
+
+
+def request_resume(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Put a crashed run back in the queue, owned by nobody, so the scheduler takes it up; whether it was."""
+    with write_txn(db):
+        changed = db.execute(
+            "UPDATE runs SET status = 'queued', owner = NULL WHERE id = ? AND status = 'crashed'", [run_id]
+        ).rowcount
+    return bool(changed)
