@@ -256,6 +256,14 @@ class Workspace:
         run = self.run(run_id)
         if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
             return "ended"
+        if run.status == RunState.QUEUED.value and self._owner(run_id) is None:
+            # a request no scheduler took yet: nothing runs, so cancel it here (unless one claims it now)
+            from .recovery import Orphan
+
+            waiting = Orphan(run_id, run.workflow, None, "queued")
+            if cancel_orphan(self.db, waiting, owner=owner, grace=grace):
+                return "cancelled"
+            run = self.run(run_id)
         orphans = find_orphans(self.db, run_id=run_id)
         if run.status == RunState.CRASHED.value or orphans:
             from .recovery import Orphan
