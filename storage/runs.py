@@ -257,15 +257,7 @@ def search_runs(
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
-    if since is not None:
-        where.append("created >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("created < ?")
-        args.append(until)
-    if before_id is not None:
-        where.append("id < ?")
-        args.append(before_id)
+    _bounds(where, args, "created", since, until, before_id)
     text = (text or "").strip()
     if text:
         pattern = f"%{like_escape(text)}%"
@@ -286,6 +278,16 @@ def search_runs(
         f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", [*args, int(limit)]
     ).fetchall()
     return [_run(r) for r in rows]
+
+
+def _bounds(
+    where: list[str], args: list[Any], column: str, since: float | None, until: float | None, before_id: int | None
+) -> None:
+    """Add a ``since <= column < until`` time range and the keyset cursor ``id < before_id``."""
+    for clause, value in ((f"{column} >= ?", since), (f"{column} < ?", until), ("id < ?", before_id)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
 
 
 def run_triggers(db: sqlite_utils.Database) -> list[str]:
@@ -312,15 +314,7 @@ def search_firings(
     if workflow is not None:
         where.append("workflow = ?")
         args.append(workflow)
-    if since is not None:
-        where.append("instant >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("instant < ?")
-        args.append(until)
-    if before_id is not None:
-        where.append("id < ?")
-        args.append(before_id)
+    _bounds(where, args, "instant", since, until, before_id)
     text = (text or "").strip()
     if text:
         pattern = f"%{like_escape(text)}%"
