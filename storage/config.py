@@ -40,6 +40,8 @@ KEYS: dict[str, ConfigKey] = {
     k.name: k
     for k in (
         ConfigKey("file_roots", "array", [], "Folders file tasks may read and write, besides the working directory."),
+        ConfigKey("notify.webhook_url", "string", None,
+                  "Default webhook URL of the notification channels (Settings sends test messages to it)."),
         ConfigKey("smtp.host", "string", None, "SMTP server for notify tasks with channel 'email'."),
         ConfigKey("smtp.port", "integer", 25, "SMTP port (465 with smtp.ssl, 587 with smtp.starttls)."),
         ConfigKey("smtp.username", "string", None, "SMTP login name, when the server needs one."),

@@ -1,4 +1,4 @@
-"""The Taskloom web app (Streamlit): Designer, Workflows, Runs, Settings.
+"""The Taskloom web app (Streamlit): Designer, Workflows, Runs, Dashboard, Settings.
 
 Start it with ``taskloom ui`` (or ``taskloom serve`` with the scheduler). The
 app never runs tasks itself: it reads and writes the store through
@@ -28,6 +28,7 @@ def main() -> None:
                     default=True),
             st.Page(PAGES / "workflows.py", title="Workflows", icon=":material/list:", url_path="workflows"),
             st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:", url_path="runs"),
+            st.Page(PAGES / "dashboard.py", title="Dashboard", icon=":material/dashboard:", url_path="dashboard"),
             st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
         ]
     )

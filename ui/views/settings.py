@@ -6,21 +6,32 @@
 * **Configuration**: every known key of :data:`storage.config.KEYS` with its
   value (stored or default), type and meaning; set one from text (parsed as
   ``taskloom config set`` does) or unset it back to its default.
-* **Scheduler**: who holds the scheduler lease and whether it is still live.
+* **Notification channels**: the default webhook URL (``notify.webhook_url``)
+  and the SMTP settings (``smtp.*``), each with a "send test message" button.
+* **Allowed file roots**: the roots in effect (stored ``file_roots`` plus
+  ``$TASKLOOM_FILE_ROOTS``; the scheduler's working directory is allowed too,
+  but the app does not know it) with add and remove.
+* **Scheduler**: who holds the scheduler lease (host, pid, version), when it
+  last renewed it (its heartbeat) and whether it is still live.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import smtplib
+import ssl
 import time
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
 import streamlit as st
 
 from storage.config import KEYS, Config, ConfigError
 from storage.scheduling import lease_info
 from storage.secrets import NAME_RULE, SecretError, SecretStore
+from storage.services import StoreServices
 from ui.webstate import flash, show_flashes, workspace
 
 
@@ -166,6 +177,178 @@ def render_config() -> None:
                              disabled=not item["set"])
 
 
+
+# -- notification channels -------------------------------------------------------
+
+TEST_TEXT = "Taskloom test message"
+WEBHOOK_TEST_TIMEOUT = 10.0
+SMTP_KEYS = ("smtp.host", "smtp.port", "smtp.username", "smtp.password_secret", "smtp.from", "smtp.starttls",
+             "smtp.ssl", "smtp.timeout")
+
+
+def send_test_webhook(url: str) -> str:
+    """POST the test message to ``url``; the outcome as text. Raises httpx.HTTPError or ValueError."""
+    reply = httpx.post(url, json={"text": TEST_TEXT}, timeout=WEBHOOK_TEST_TIMEOUT)
+    if reply.status_code >= 400:
+        raise ValueError(f"{url} answered {reply.status_code} {reply.reason_phrase}: {reply.text[:200]}")
+    return f"{url} answered {reply.status_code} {reply.reason_phrase}"
+
+
+def send_test_email(to: str) -> str:
+    """Send the test message to ``to`` with the smtp.* settings (password from smtp.password_secret)."""
+    from engine.tasks.notify import addresses, build_email, smtp_settings
+
+    recipients = addresses(to)
+    if not recipients:
+        raise ValueError("enter the address to send the test message to")
+    settings = smtp_settings(StoreServices(workspace(), "", cwd=os.getcwd(), owner=None))
+    mail = build_email(settings, recipients, [], TEST_TEXT, f"{TEST_TEXT}: the SMTP settings of Taskloom work.")
+    context = ssl.create_default_context()
+    if settings.ssl:
+        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                                context=context)
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with client:
+        if settings.starttls:
+            client.starttls(context=context)
+        if settings.username:
+            client.login(settings.username, settings.password or "")
+        refused = client.send_message(mail, from_addr=settings.sender, to_addrs=recipients)
+    if refused:
+        raise ValueError(f"the server refused: {', '.join(refused)}")
+    return f"test message sent to {', '.join(recipients)} via {settings.server}"
+
+
+def _error_text(exc: Exception) -> str:
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return f"{type(exc).__name__}: {text}" if isinstance(exc, (OSError, smtplib.SMTPException, httpx.HTTPError)) \
+        else text
+
+
+def _save_webhook_url() -> None:
+    url = (st.session_state.get("notify_webhook_url") or "").strip()
+    try:
+        if url:
+            Config(workspace().db).set("notify.webhook_url", url)
+        else:
+            Config(workspace().db).unset("notify.webhook_url")
+    except ConfigError as exc:
+        flash(str(exc), "error")
+        return
+    flash(f"notify.webhook_url set to {url}" if url else "notify.webhook_url unset")
+
+
+def _test_webhook() -> None:
+    url = (st.session_state.get("notify_webhook_url") or "").strip() or Config(workspace().db).get(
+        "notify.webhook_url")
+    if not url:
+        st.session_state["notify_webhook_result"] = ("warning", "enter a webhook URL first")
+        return
+    try:
+        st.session_state["notify_webhook_result"] = ("success", send_test_webhook(url))
+    except Exception as exc:  # noqa: BLE001 - every failure is shown
+        st.session_state["notify_webhook_result"] = ("error", f"webhook test to {url} failed: {_error_text(exc)}")
+
+
+def _test_email() -> None:
+    to = (st.session_state.get("notify_smtp_to") or "").strip()
+    try:
+        st.session_state["notify_smtp_result"] = ("success", send_test_email(to))
+    except Exception as exc:  # noqa: BLE001 - every failure is shown
+        st.session_state["notify_smtp_result"] = ("error", f"test email failed: {_error_text(exc)}")
+
+
+def render_notifications() -> None:
+    st.subheader("Notification channels")
+    config = Config(workspace().db)
+    with st.container(border=True):
+        st.markdown("**Webhook**")
+        st.caption("notify.webhook_url: the test POSTs {\"text\": \"Taskloom test message\"} (10 s timeout).")
+        if "notify_webhook_url" not in st.session_state:
+            st.session_state["notify_webhook_url"] = config.get("notify.webhook_url") or ""
+        st.text_input("Default webhook URL", key="notify_webhook_url", placeholder="https://hooks.example.com/...")
+        save_col, test_col = st.columns(2)
+        save_col.button("Save webhook URL", key="notify_webhook_save", on_click=_save_webhook_url)
+        test_col.button("Send test message", key="notify_webhook_test", on_click=_test_webhook)
+        result = st.session_state.pop("notify_webhook_result", None)
+        if result:
+            getattr(st, result[0])(result[1])
+    with st.container(border=True):
+        st.markdown("**Email (SMTP)**")
+        st.caption("Change these under Configuration below (the smtp.* keys); the password is the secret "
+                   "named by smtp.password_secret.")
+        st.dataframe([{"key": k, "value": _shown(config.get(k), KEYS[k].type)} for k in SMTP_KEYS],
+                     hide_index=True, key="notify_smtp_table")
+        st.text_input("Send a test message to", key="notify_smtp_to", placeholder="you@example.com")
+        st.button("Send test email", key="notify_smtp_test", on_click=_test_email)
+        result = st.session_state.pop("notify_smtp_result", None)
+        if result:
+            getattr(st, result[0])(result[1])
+
+
+# -- file roots ------------------------------------------------------------------
+
+
+def _stored_roots() -> list[str]:
+    row = workspace().db.execute("SELECT value FROM config WHERE key = 'file_roots'").fetchone()
+    return list(json.loads(row[0])) if row else []
+
+
+def _add_root() -> None:
+    path = (st.session_state.get("roots_new") or "").strip()
+    if not path:
+        flash("enter a folder to add", "warning")
+        return
+    roots = _stored_roots()
+    if path in roots:
+        flash(f"{path} is already an allowed root", "warning")
+        return
+    Config(workspace().db).set("file_roots", [*roots, path])
+    st.session_state["roots_new"] = ""
+    st.session_state.pop("cfg_in_file_roots", None)
+    flash(f"file root {path} added" + ("" if os.path.isdir(os.path.expanduser(path)) else
+                                       " (it does not exist on this machine)"))
+
+
+def _remove_root() -> None:
+    path = st.session_state.get("roots_remove")
+    roots = _stored_roots()
+    if path not in roots:
+        return
+    roots.remove(path)
+    config = Config(workspace().db)
+    if roots:
+        config.set("file_roots", roots)
+    else:
+        config.unset("file_roots")
+    st.session_state.pop("cfg_in_file_roots", None)
+    flash(f"file root {path} removed")
+
+
+def render_file_roots() -> None:
+    st.subheader("Allowed file roots")
+    st.caption("Folders file tasks may read and write. The scheduler's working directory is allowed too; "
+               "the app does not know it, so it is not listed.")
+    stored = _stored_roots()
+    env = [p for p in os.environ.get("TASKLOOM_FILE_ROOTS", "").split(os.pathsep) if p]
+    rows = [{"root": p, "from": "file_roots"} for p in stored]
+    rows += [{"root": p, "from": "$TASKLOOM_FILE_ROOTS"} for p in env]
+    if rows:
+        st.dataframe(rows, hide_index=True, key="roots_table")
+    else:
+        st.caption("No roots besides the working directory.")
+    add_in, add_btn = st.columns([4, 1], vertical_alignment="bottom")
+    add_in.text_input("Add a folder", key="roots_new", placeholder="/srv/data")
+    add_btn.button("Add root", key="roots_add", on_click=_add_root)
+    if stored:
+        rm_in, rm_btn = st.columns([4, 1], vertical_alignment="bottom")
+        rm_in.selectbox("Remove a folder", stored, key="roots_remove")
+        rm_btn.button("Remove root", key="roots_remove_btn", on_click=_remove_root)
+    if env:
+        st.caption("Roots from $TASKLOOM_FILE_ROOTS are set in the environment and cannot be removed here.")
+
+
 # -- scheduler -------------------------------------------------------------------
 
 
@@ -178,10 +361,12 @@ def render_scheduler() -> None:
     now = time.time()
     active = info["expires"] > now
     if active:
-        st.success(f"Active: {info['holder']} on {info['host']} (pid {info['pid']}), Taskloom {info['version']}")
+        st.success(f"Active: {info['holder']} on {info['host']} (pid {info['pid']}), Taskloom {info['version']}; "
+                   f"heartbeat (lease renewed) {_utc(info['renewed'])}")
     else:
         st.warning(f"Not running: the last scheduler ({info['holder']} on {info['host']}, pid {info['pid']}) "
-                   f"let its lease lapse at {_utc(info['expires'])}")
+                   f"let its lease lapse at {_utc(info['expires'])}; last heartbeat {_utc(info['renewed'])}, "
+                   f"Taskloom {info['version']}")
     st.dataframe(
         [{"holder": info["holder"], "host": info["host"], "pid": info["pid"], "version": info["version"],
           "active": active, "lease expires": _utc(info["expires"]), "acquired": _utc(info["acquired"]),
@@ -194,6 +379,8 @@ def main() -> None:
     st.title("Settings")
     show_flashes()
     render_secrets()
+    render_notifications()
+    render_file_roots()
     render_config()
     render_scheduler()
 
