@@ -206,6 +206,12 @@ def m004_scheduler(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m005_log_pages(db: sqlite_utils.Database) -> None:
+    """Log pages of a task across attempts, in order, without sorting all its lines."""
+    _script(db, "CREATE INDEX logs_task ON logs(run_id, task_id, id)")
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):
