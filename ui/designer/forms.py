@@ -31,6 +31,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.issues import json_type
+
 from .docops import default_params
 
 __all__ = [
@@ -204,22 +206,6 @@ def widget_value(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if value is None:
-        return "null"
-    return "string"
-
-
 def _number(value: float, integer: bool) -> int | float:
     if integer:
         return int(value)
@@ -262,7 +248,7 @@ def parse_widget(spec: FieldSpec, shown: Any) -> Change:
             parsed = json.loads(text)
         except ValueError:
             return Change("set", text)
-        kind = _json_type(parsed)
+        kind = json_type(parsed)
         allowed = set(spec.types) | ({"integer"} if "number" in spec.types else set())
         if kind != "string" and kind in allowed:
             return Change("set", parsed)
