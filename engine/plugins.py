@@ -14,6 +14,7 @@ load, or that reuses a taken name, is reported and skipped, never fatal.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from importlib.metadata import entry_points
 
@@ -28,8 +29,9 @@ class PluginWarning(UserWarning):
     """A plugin that could not be loaded."""
 
 
+@functools.cache
 def load_registry() -> Registry:
-    """The built-in task types plus every installed plugin's."""
+    """The built-in task types plus every installed plugin's, discovered once per process."""
     registry = default_registry()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

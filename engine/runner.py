@@ -185,10 +185,7 @@ class Runner:
             outcome = self._loop()
             self._logs.flush()
             self.journal.run_ended(run_id, outcome, at=self.clock(), error=self._progress.error)
-        except Fenced:
-            self._kill_all()
-            raise
-        finally:
+        finally:  # also on Fenced: kill what runs, write nothing more
             self._kill_all()
             self._logs.close()
         self.on_event(RunEvent("run", None, outcome.value, detail=self._progress.error or ""))

@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Trigger
-from storage.db import write_txn
 from storage.scheduling import webhook_token
 from storage.secrets import SecretError, SecretStore
 from engine.model import Workflow
@@ -109,9 +108,9 @@ def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes
         payload, problem = _payload(body)
         if problem:
             return _error(400, problem, field="body")
-        run_id, _ = ws.start_run(target, {}, from_text=False, trigger="webhook", trigger_payload=payload)
-        with write_txn(ws.db):
-            ws.db.execute("UPDATE runs SET trigger_id = ? WHERE id = ?", [trigger_id, run_id])
+        run_id, _ = ws.start_run(
+            target, {}, from_text=False, trigger="webhook", trigger_id=trigger_id, trigger_payload=payload
+        )
         wake()
         if trigger.config.get("respond") == "run":
             return _wait_for(ws, run_id, RESPOND_TIMEOUT)

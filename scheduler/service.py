@@ -86,6 +86,7 @@ class Scheduler:
         self.version = _version()
         self._active = _Active()
         self._lock = threading.Lock()
+        self._parsed: dict[tuple[str, int | None], Workflow] = {}
 
     # -- control ------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class Scheduler:
         self._start_queued_firings()
         next_due = now + self.safety_poll
         for info in list_workflows(self.ws.db):
-            workflow = self._workflow(info.name)
+            workflow = self._workflow(info.name, info.version)
             if workflow is None:
                 continue
             for trigger in workflow.triggers:
@@ -174,11 +175,16 @@ class Scheduler:
                     next_due = min(next_due, self._poll(workflow, trigger, now))
         return next_due
 
-    def _workflow(self, name: str) -> Workflow | None:
+    def _workflow(self, name: str, version: int | None = None) -> Workflow | None:
+        """The stored workflow (its current version), parsed once per version: the loop asks on every tick."""
+        if version is not None and (name, version) in self._parsed:
+            return self._parsed[(name, version)]
         try:
-            return self.ws.target(name).workflow
+            target = self.ws.target(name)
         except UserError:
             return None
+        self._parsed[(name, target.version)] = target.workflow
+        return target.workflow
 
     # -- time triggers -----------------------------------------------------
 
@@ -260,8 +266,8 @@ class Scheduler:
         with write_txn(self.ws.db):
             try:
                 run_id, _ = self.ws.start_run(
-                    target, {}, owner=self.owner, from_text=False, trigger=kind, trigger_payload=payload,
-                    logical_time=instant,
+                    target, {}, owner=self.owner, from_text=False, trigger=kind, trigger_id=trigger_id,
+                    trigger_payload=payload, logical_time=instant,
                 )
             except UserError as exc:
                 self.ws.db.execute("UPDATE firings SET status = 'failed_to_start', reason = ? WHERE id = ?",
@@ -274,7 +280,6 @@ class Scheduler:
             ).rowcount
             if not started:
                 raise _Fenced()
-            self.ws.db.execute("UPDATE runs SET trigger_id = ? WHERE id = ?", [trigger_id, run_id])
         self._execute(run_id)
 
     def _start_claimed_firings(self) -> None:

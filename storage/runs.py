@@ -144,6 +144,7 @@ def create_run(
     params: Mapping[str, Any],
     version: int | None = None,
     trigger: str = "manual",
+    trigger_id: str | None = None,
     trigger_payload: Any = None,
     logical_time: float | None = None,
     parent_run_id: int | None = None,
@@ -154,10 +155,10 @@ def create_run(
     with write_txn(db):
         digest = put_document(db, doc, at=at)
         cursor = db.execute(
-            "INSERT INTO runs (workflow, version, document, status, trigger, trigger_payload, params,"
-            " logical_time, created, parent_run_id, source, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
+            " logical_time, created, parent_run_id, source, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                doc["name"], version, digest, RunState.QUEUED.value, trigger,
+                doc["name"], version, digest, RunState.QUEUED.value, trigger, trigger_id,
                 None if trigger_payload is None else dump_json(trigger_payload),
                 dump_json(dict(params)), at if logical_time is None else logical_time,
                 at, parent_run_id, source, owner,

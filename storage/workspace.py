@@ -142,6 +142,7 @@ class Workspace:
         owner: str | None = None,
         from_text: bool = True,
         trigger: str = "manual",
+        trigger_id: str | None = None,
         trigger_payload: Any = None,
         logical_time: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
@@ -152,7 +153,7 @@ class Workspace:
             raise UserError(str(exc)) from None
         run_id = create_run(
             self.db, target.document, at=time.time(), params=resolved, version=target.version,
-            trigger=trigger, trigger_payload=trigger_payload, logical_time=logical_time,
+            trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
             source=target.source, owner=owner,
         )
         return run_id, resolved

@@ -145,12 +145,8 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
             raise _Fail(str(exc)) from None
         except UserError as exc:
             raise _Fail(exc) from None
-        woke = _wake_scheduler(ws)
+        woke = wake_scheduler(ws.db)
     out.print(f"run {run_id} of {name} queued" + ("" if woke else "; no scheduler answered: start one with taskloom scheduler"))
-
-
-def _wake_scheduler(ws: Any) -> bool:
-    return wake_scheduler(ws.db)
 
 
 def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
@@ -163,7 +159,7 @@ def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
             raise _Fail(f"no stored workflow named {name!r}")
         with write_txn(ws.db):
             ws.db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name])
-        _wake_scheduler(ws)
+        wake_scheduler(ws.db)
     out.print(f"{name} {'paused' if paused else 'resumed'}")
 
 

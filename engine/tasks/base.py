@@ -131,7 +131,10 @@ def result_from_process(result: Any, timeout: float) -> AttemptResult | None:
             signal=result.signal,
         )
     if result.signal is not None:
-        name = _signal.Signals(result.signal).name if result.signal in _signal.Signals._value2member_map_ else str(result.signal)
+        try:
+            name = _signal.Signals(result.signal).name
+        except ValueError:  # a real-time or unnamed signal
+            name = str(result.signal)
         return AttemptResult(
             TaskState.CRASHED,
             error=f"killed by signal {name}",
