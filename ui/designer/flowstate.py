@@ -6,7 +6,7 @@ source handle, markdown content with user text escaped, a red outline and a
 arrow coloured by its condition. :func:`flow_to_doc` applies what the
 browser sends back: moved nodes, deleted nodes (their dangling edges go too),
 deleted edges and new connections, refusing a connection that would close a
-cycle. :func:`auto_layout` places the graph left to right.
+cycle. :func:`auto_layout` (from :mod:`engine.layout`) places the graph left to right.
 
 The flow state the browser holds is stamped with a revision (``data.rev``
 of every node and edge): a value whose revision is older than the last
@@ -25,6 +25,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import networkx as nx
 
+from engine.layout import (
+    NODE_HEIGHT,
+    NODE_WIDTH,
+    X_GAP,
+    Y_GAP,
+    auto_layout,
+    display_positions,
+    free_position,
+    freeze_positions,
+    layout_positions,
+    node_ids,
+)
+from engine.layout import position_of as _position
+from engine.layout import rounded as _rounded
 from engine.registry import Registry
 from engine.validation import Issue
 
@@ -57,10 +71,6 @@ __all__ = [
     "find_cycle_path",
 ]
 
-NODE_WIDTH = 190
-NODE_HEIGHT = 76  # typical rendered height; used for overlap tests
-X_GAP = 260
-Y_GAP = 120
 
 EDGE_COLORS = {
     "success": "#2e7d32",
@@ -89,156 +99,7 @@ def md_escape(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
-# -- ids and positions ---------------------------------------------------------
-
-
-def node_ids(doc: Mapping[str, Any]) -> list[str]:
-    """The node id of each task: its id, or ``id~INDEX`` for a duplicate id (an invalid document)."""
-    seen: set[str] = set()
-    ids = []
-    for i, task in enumerate(doc.get("tasks", [])):
-        tid = str(task.get("id"))
-        if tid in seen:
-            tid = f"{tid}~{i}"
-        seen.add(tid)
-        ids.append(tid)
-    return ids
-
-
-def _position(task: Mapping[str, Any]) -> tuple[float, float] | None:
-    pos = task.get("position")
-    if isinstance(pos, dict):
-        x, y = pos.get("x"), pos.get("y")
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
-            return float(x), float(y)
-    return None
-
-
-def _graph(doc: Mapping[str, Any], ids: Sequence[str] | None = None) -> nx.DiGraph:
-    ids = node_ids(doc) if ids is None else ids
-    graph = nx.DiGraph()
-    graph.add_nodes_from(ids)
-    known = set(ids)
-    for edge in doc.get("edges", []):
-        a, b = edge.get("from"), edge.get("to")
-        if a in known and b in known:
-            graph.add_edge(a, b)
-    return graph
-
-
-def layout_positions(doc: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """Left-to-right positions: one column per topological generation, components stacked.
-
-    Within a column, nodes are ordered by the mean row of their predecessors (a
-    one-pass barycentre heuristic against crossings). A cyclic graph is laid
-    out by its condensation.
-    """
-    ids = node_ids(doc)
-    graph = _graph(doc, ids)
-    order = {nid: i for i, nid in enumerate(ids)}
-    positions: dict[str, tuple[float, float]] = {}
-    top = 0.0
-    components = sorted(nx.weakly_connected_components(graph), key=lambda c: min(order[n] for n in c))
-    for component in components:
-        sub = graph.subgraph(component)
-        if nx.is_directed_acyclic_graph(sub):
-            layers = [sorted(g, key=order.__getitem__) for g in nx.topological_generations(sub)]
-        else:
-            cond = nx.condensation(sub)
-            layers = [
-                sorted((n for c in g for n in cond.nodes[c]["members"]), key=order.__getitem__)
-                for g in nx.topological_generations(cond)
-            ]
-        row: dict[str, float] = {}
-        for column in layers:
-            def weight(n: str) -> tuple[float, int]:
-                preds = [row[p] for p in sub.predecessors(n) if p in row]
-                return (sum(preds) / len(preds) if preds else float(order[n]), order[n])
-
-            column.sort(key=weight)
-            for r, n in enumerate(column):
-                row[n] = float(r)
-        height = max(len(c) for c in layers)
-        for x, column in enumerate(layers):
-            offset = (height - len(column)) / 2
-            for r, n in enumerate(column):
-                positions[n] = (float(x * X_GAP), top + (offset + r) * Y_GAP)
-        top += height * Y_GAP + Y_GAP / 2
-    return positions
-
-
-def _overlaps(x: float, y: float, occupied: Iterable[tuple[float, float]]) -> bool:
-    return any(abs(x - ox) < NODE_WIDTH + 20 and abs(y - oy) < NODE_HEIGHT + 20 for ox, oy in occupied)
-
-
-def free_position(occupied: Iterable[tuple[float, float]]) -> tuple[float, float]:
-    """A spot on the layout grid that overlaps no node: the first free cell, row by row, else below all."""
-    occupied = list(occupied)
-    if not occupied:
-        return (0.0, 0.0)
-    min_x = min(x for x, _ in occupied)
-    min_y = min(y for _, y in occupied)
-    max_x = max(x for x, _ in occupied)
-    max_y = max(y for _, y in occupied)
-    y = min_y
-    while y <= max_y:
-        x = min_x
-        while x <= max_x + X_GAP:
-            if not _overlaps(x, y, occupied):
-                return (x, y)
-            x += X_GAP
-        y += Y_GAP
-    return (min_x, max_y + Y_GAP)
-
-
-def display_positions(doc: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """Where each node is drawn: its saved position; tasks without one are laid out or put in free spots.
-
-    Deterministic, so :func:`flow_to_doc` can tell a moved node from one the
-    browser just reports where it was drawn (and never writes positions the
-    user did not make).
-    """
-    ids = node_ids(doc)
-    positions: dict[str, tuple[float, float]] = {}
-    missing = []
-    for nid, task in zip(ids, doc.get("tasks", [])):
-        pos = _position(task)
-        if pos is None:
-            missing.append(nid)
-        else:
-            positions[nid] = pos
-    if missing:
-        if not positions:
-            return layout_positions(doc)
-        for nid in missing:
-            positions[nid] = free_position(positions.values())
-    return positions
-
-
-def freeze_positions(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``doc`` where every task without ``position`` gets the one it is drawn at."""
-    out = copy.deepcopy(dict(doc))
-    drawn = display_positions(out)
-    for nid, task in zip(node_ids(out), out.get("tasks", [])):
-        if _position(task) is None:
-            x, y = drawn[nid]
-            task["position"] = {"x": _rounded(x), "y": _rounded(y)}
-    return out
-
-
-def _rounded(value: float) -> int | float:
-    value = round(float(value), 1)
-    return int(value) if value.is_integer() else value
-
-
-def auto_layout(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``doc`` with every task's ``position`` set by :func:`layout_positions`."""
-    out = copy.deepcopy(dict(doc))
-    positions = layout_positions(out)
-    for nid, task in zip(node_ids(out), out.get("tasks", [])):
-        x, y = positions[nid]
-        task["position"] = {"x": _rounded(x), "y": _rounded(y)}
-    return out
+# -- ids and positions: engine.layout (the importers lay out what they convert too) ----
 
 
 # -- rendering -----------------------------------------------------------------
