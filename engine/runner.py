@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from .executors import Executor
 from .journal import Fenced, Journal, LogLine, RunSnapshot
 from .logbuffer import LogBuffer
 from .masking import Masker
@@ -118,6 +119,7 @@ class Runner:
         on_event: Callable[[RunEvent], None] | None = None,
         grace: float = 5.0,
         services: TaskServices | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.workflow = workflow
         self.journal = journal
@@ -130,6 +132,11 @@ class Runner:
         self.on_event = on_event or (lambda event: None)
         self.grace = grace
         self.services = services or NoServices(self.cwd)
+        if executor is None:
+            from .executors.local import shared_local_executor
+
+            executor = shared_local_executor()
+        self.executor = executor
         self._events: queue.Queue[_Ended | None] = queue.Queue()
         self._cancel = threading.Event()
         self._stop_reason: str | None = None
@@ -377,8 +384,11 @@ class Runner:
         function = self._function(task_type)
         if task_type.inline:
             return self._ended(running, self._call(function, ctx))
+        execute = self.executor.execute
         running.thread = threading.Thread(
-            target=lambda: self._events.put(self._ended(running, self._call(function, ctx))),
+            target=lambda: self._events.put(
+                self._ended(running, self._call(lambda c: execute(task_type, function, c), ctx))
+            ),
             name=f"task-{task.id}-{running.attempt}",
             daemon=True,
         )

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import sqlite_utils
 
+from engine.executors import Executor
 from engine.model import Workflow
 from engine.params import ParamError, resolve_params
 from engine.plan import tasks_to_rerun
@@ -176,15 +177,20 @@ class Workspace:
         on_runner: Callable[[Runner], None] | None = None,
         cwd: str | None = None,
         grace: float = 5.0,
+        executor: Executor | None = None,
     ) -> RunState:
-        """Run a queued or crashed run in this process until it ends, taking it up where it stopped."""
+        """Run a queued or crashed run in this process until it ends, taking it up where it stopped.
+
+        ``executor`` says where its attempts run (:mod:`engine.executors`); by
+        default, on this machine.
+        """
         run = get_run(self.db, run_id)
         journal = SqliteJournal(self.db, owner=owner, home=self.home)
         cwd = cwd or os.getcwd()
         runner = Runner(
             self.workflow_of(run), journal, registry=self.registry, on_event=on_event, cwd=cwd,
             secrets=self.secret_values(), grace=grace,
-            services=StoreServices(self, run.workflow, cwd=cwd, owner=owner),
+            services=StoreServices(self, run.workflow, cwd=cwd, owner=owner), executor=executor,
         )
         if on_runner is not None:
             on_runner(runner)

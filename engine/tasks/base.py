@@ -89,6 +89,8 @@ class AttemptContext:
     services: TaskServices = field(default_factory=NoServices)  # type: ignore[assignment]
     workflow: str = ""
     registry: Any = None  # the runner's engine.registry.Registry, for tasks that run other types (foreach)
+    #: warm interpreters for ``python`` tasks (an engine.executors.pool.PythonPool), or None for a fresh one
+    python_pool: Any = None
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The ``python`` task type: call a function in a child process so a timeout can kill it.
 
+With a worker pool (the local executor's :class:`engine.executors.pool.PythonPool`,
+passed as ``ctx.python_pool``) the function runs in a warm worker; without
+one, in a fresh interpreter started for the attempt.
+
 The child is a fresh interpreter of the same environment started with ``-I``
 (no user site, no PYTHONPATH, no current directory on ``sys.path``); the
 bootstrap puts the task's working directory on ``sys.path`` itself, so
@@ -28,6 +32,9 @@ def run(ctx: AttemptContext) -> AttemptResult:
     cwd = os.path.join(ctx.cwd, params["cwd"]) if params.get("cwd") else ctx.cwd
     env = {**ctx.env, **{k: str(v) for k, v in (params.get("env") or {}).items()}}
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if ctx.python_pool is not None:
+        job = {"callable": params.get("callable"), "code": params.get("code"), "args": params.get("args") or {}}
+        return ctx.python_pool.run(ctx, {**job, "cwd": cwd, "env": env})
     with tempfile.TemporaryDirectory(prefix="taskloom-py-") as tmp:
         spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
         spec_path.write_text(
@@ -42,7 +49,7 @@ def run(ctx: AttemptContext) -> AttemptResult:
             encoding="utf-8",
         )
         result = run_process(
-            [sys.executable, "-I", _BOOTSTRAP, str(spec_path), str(result_path)],
+            [sys.executable, "-I", "-u", _BOOTSTRAP, str(spec_path), str(result_path)],
             env=env,
             cwd=cwd,
             timeout=ctx.timeout,
