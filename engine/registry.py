@@ -37,6 +37,9 @@ class TaskType:
     #: ``"module:function"`` giving the instant the task may start, ``f(params, now) -> float``;
     #: the task waits until then without holding a slot (``delay``), and the wait survives restarts
     start_at: str | None = None
+    #: a stand-in for something an importer could not convert: validation always reports it (with what
+    #: to replace it by), its params are never rendered, and the designer's palette does not offer it
+    placeholder: bool = False
 
 
 class Registry:

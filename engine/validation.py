@@ -209,6 +209,8 @@ def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
     for i, task in enumerate(tasks):
         if isinstance(task, dict) and isinstance(task.get("id"), str) and isinstance(task.get("params"), dict):
             task_type = registry.get(task["type"]) if isinstance(task.get("type"), str) else None
+            if task_type is not None and task_type.placeholder:
+                continue  # never rendered: its params keep the original definition as it was
             issues += check_task_templates(i, task["id"], task["params"], task_type, context)
     return issues
 
@@ -283,10 +285,27 @@ def _type_and_params_issues(i: int, task: dict[str, Any], type_name: str, regist
             )
         ]
     issues = checker.issues(params, ("tasks", i, "params"), params_of=type_name)
+    if task_type.placeholder:
+        return issues + [_placeholder_issue(i, task, params)]
     nested = task_type.nested_task_param
     if not issues and nested and isinstance(params.get(nested), dict):
         issues = _nested_task_issues(params[nested], ("tasks", i, "params", nested), registry)
     return issues
+
+
+def _placeholder_issue(i: int, task: dict[str, Any], params: dict[str, Any]) -> Issue:
+    """A placeholder task is never valid: say what it stands for and what to replace it with."""
+    what = params.get("what") if isinstance(params.get("what"), str) else "a step that was not converted"
+    reason = params.get("reason") if isinstance(params.get("reason"), str) and params.get("reason") else ""
+    todo = params.get("todo") if isinstance(params.get("todo"), str) and params.get("todo") else (
+        "replace it with a task that does the same"
+    )
+    return Issue(
+        pointer("tasks", i, "type"),
+        f"task '{task.get('id')}' is a placeholder for {what}" + (f": {reason}" if reason else "")
+        + "; it cannot run",
+        f"{todo}; its original definition is in params.original",
+    )
 
 
 def _nested_task_issues(inner: dict[str, Any], path: tuple[Any, ...], registry: Registry) -> list[Issue]:

@@ -6,10 +6,11 @@ Each module exports ``TYPES``; their implementations live in ``engine.tasks``.
 from __future__ import annotations
 
 from ..registry import TaskType
-from . import core, files, flow, git, http, notify, sql
+from . import core, files, flow, git, http, notify, placeholder, sql
 
 __all__ = ["BUILTIN_TYPES"]
 
 BUILTIN_TYPES: tuple[TaskType, ...] = (
     *core.TYPES, *http.TYPES, *sql.TYPES, *files.TYPES, *notify.TYPES, *flow.TYPES, *git.TYPES,
+    *placeholder.TYPES,
 )

@@ -24,6 +24,7 @@ ICONS = {
     "layers": "📚",
     "repeat": "🔁",
     "git-commit": "🔖",
+    "alert-triangle": "🚧",
 }
 
 CATEGORY_ORDER = ("Run code", "Control flow", "Connect", "Data", "Files", "Code", "Notify")
@@ -44,9 +45,14 @@ def one_line(text: str, limit: int = 90) -> str:
 
 
 def palette_groups(registry: Registry) -> list[tuple[str, list[TaskType]]]:
-    """``[(category, [types sorted by title])]``, known categories first, others alphabetically."""
+    """``[(category, [types sorted by title])]``, known categories first, others alphabetically.
+
+    Placeholder types are left out: only an import makes them, and they never validate.
+    """
     groups: dict[str, list[TaskType]] = {}
     for task_type in registry:
+        if task_type.placeholder:
+            continue
         groups.setdefault(task_type.category or "Other", []).append(task_type)
     rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
     ordered = sorted(groups, key=lambda c: (rank.get(c, len(rank)), c))

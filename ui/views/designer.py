@@ -395,7 +395,8 @@ def _inspector() -> None:
     elif not task_type.params_schema.get("properties"):
         st.caption("This task type has no parameters.")
     else:
-        specs = forms.field_specs(task_type.params_schema, type_names=registry.names(),
+        offered = [n for n in registry.names() if not registry[n].placeholder]
+        specs = forms.field_specs(task_type.params_schema, type_names=offered,
                                   nested_task_param=task_type.nested_task_param)
         forms.render_fields(specs, params if isinstance(params, dict) else {}, f"{base}:p", set_param,
                             secrets=_secret_names())
