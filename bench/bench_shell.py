@@ -1,0 +1,182 @@
+"""Shell tasks: ``true`` run by the real runner (journaled in SQLite) against ``subprocess.run`` of the same command.
+
+Run:  .venv/bin/python bench/bench_shell.py [--parallel 200] [--chain 100] [--repeat 3]
+
+Two shapes, each run by the engine and by plain ``subprocess.run`` with the
+same parallelism:
+
+- ``--parallel`` independent ``shell`` tasks with ``max_parallel_tasks: 2``,
+  against a ``ThreadPoolExecutor(2)`` calling ``subprocess.run``;
+- a ``--chain``-task chain, against ``subprocess.run`` called in a loop.
+
+A ``shell`` task runs ``/bin/sh -c COMMAND`` in a new process group with
+its stdout and stderr read line by line, so ``subprocess.run("true",
+shell=True)`` is the like-for-like baseline (the goal: within 1.5x of it);
+``subprocess.run(["true"])``, without a shell, is shown too.
+
+Where the time goes: the engine again with SQLite's ``synchronous = NORMAL``
+instead of the product's ``FULL`` (no fsync per commit: a diagnostic, not a
+setting Taskloom uses); the same shapes with a task type that ends at once
+on a thread of its own (the runner, its threads and the journal without any
+process); and :func:`engine.process.run_process` alone (the process
+launcher without the runner) against ``subprocess.run`` with the output
+captured. Best of ``--repeat`` runs everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.model import Workflow  # noqa: E402
+from engine.process import run_process  # noqa: E402
+from engine.registry import Registry, default_registry  # noqa: E402
+from engine.runner import Runner, minimal_env  # noqa: E402
+from engine.states import RunState  # noqa: E402
+from storage import SqliteJournal, connect, create_run  # noqa: E402
+
+__all__ = ["parallel_doc", "chain_doc", "main"]
+
+#: The goal: the engine within this factor of ``subprocess.run(..., shell=True)``.
+GOAL_RATIO = 1.5
+#: A task type that ends at once but, unlike ``noop``, on a thread of its own, as process tasks do.
+THREAD_NOOP = "bench_thread_noop"
+
+
+def _task(i: int, task_type: str) -> dict[str, Any]:
+    task: dict[str, Any] = {"id": f"s{i}", "type": task_type}
+    if task_type == "shell":
+        task["params"] = {"command": "true"}
+    return task
+
+
+def parallel_doc(n: int, task_type: str = "shell", width: int = 2) -> dict[str, Any]:
+    """``n`` independent tasks, at most ``width`` at a time."""
+    return {"format": "taskloom/v1", "name": "bench-shell-parallel",
+            "tasks": [_task(i, task_type) for i in range(n)], "settings": {"max_parallel_tasks": width}}
+
+
+def chain_doc(n: int, task_type: str = "shell") -> dict[str, Any]:
+    """``n`` tasks, each depending on the one before."""
+    return {"format": "taskloom/v1", "name": "bench-shell-chain", "tasks": [_task(i, task_type) for i in range(n)],
+            "edges": [{"from": f"s{i}", "to": f"s{i + 1}"} for i in range(n - 1)]}
+
+
+def bench_registry() -> Registry:
+    """The built-in types plus :data:`THREAD_NOOP` (``noop``'s function, not inline)."""
+    registry = default_registry()
+    registry.register(dataclasses.replace(registry["noop"], name=THREAD_NOOP, inline=False))
+    return registry
+
+
+def engine_seconds(doc: dict[str, Any], folder: Path, registry: Registry, synchronous: str | None = None) -> float:
+    """Parse, create the run and run it in a fresh database; every task must succeed.
+
+    ``synchronous`` overrides the product's ``PRAGMA synchronous = FULL`` (a
+    diagnostic: how much of the time is the fsync of each commit).
+    """
+    db = connect(folder / f"{time.monotonic_ns()}.db")
+    if synchronous is not None:
+        db.conn.execute(f"PRAGMA synchronous = {synchronous}")
+    started = time.perf_counter()
+    workflow = Workflow.from_document(doc)
+    run_id = create_run(db, doc, at=time.time(), params={})
+    outcome = Runner(workflow, SqliteJournal(db), registry=registry).run(run_id, params={}, logical_time=time.time())
+    elapsed = time.perf_counter() - started
+    assert outcome is RunState.SUCCEEDED, outcome
+    done = db.execute("SELECT count(*) FROM task_states WHERE run_id = ? AND status = 'succeeded'", [run_id]).fetchone()[0]
+    assert done == len(doc["tasks"]), done
+    db.conn.close()
+    return elapsed
+
+
+def plain_seconds(call: Callable[[], Any], n: int, width: int) -> float:
+    """``call`` ``n`` times: in a loop when ``width`` is 1, else on a ThreadPoolExecutor(width)."""
+    started = time.perf_counter()
+    if width == 1:
+        for _ in range(n):
+            call()
+    else:
+        with ThreadPoolExecutor(width) as pool:
+            for future in [pool.submit(call) for _ in range(n)]:
+                future.result()
+    return time.perf_counter() - started
+
+
+def _check(proc: subprocess.CompletedProcess[Any]) -> None:
+    assert proc.returncode == 0, proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parallel", type=int, default=200, help="independent tasks, 2 at a time")
+    parser.add_argument("--chain", type=int, default=100, help="tasks in the chain")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    registry = bench_registry()
+    env = minimal_env(os.environ)
+    shapes = [(f"{args.parallel} independent, 2 at a time", args.parallel, 2),
+              (f"chain of {args.chain}", args.chain, 1)]
+    baselines: list[tuple[str, Callable[[], Any]]] = [
+        ('subprocess.run("true", shell=True)', lambda: _check(subprocess.run("true", shell=True))),
+        ('subprocess.run(["true"])', lambda: _check(subprocess.run(["true"]))),
+    ]
+    breakdown: list[tuple[str, Callable[[], Any]]] = [
+        ("run_process(/bin/sh -c true) alone", lambda: run_process(
+            ["/bin/sh", "-c", "true"], env=env, on_line=lambda s, l: None, cancel=threading.Event())),
+        ("subprocess.run(shell=True, capture_output=True)", lambda: _check(subprocess.run(
+            "true", shell=True, capture_output=True, env=env, start_new_session=True))),
+    ]
+
+    def best(fn: Callable[[], float]) -> float:
+        return min(fn() for _ in range(args.repeat))
+
+    print(f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, "
+          f"{platform.machine()} {platform.system()}; best of {args.repeat}")
+    goal_ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for label, n, width in shapes:
+            make = parallel_doc if width > 1 else chain_doc
+            shell_doc = make(n, "shell") if width == 1 else make(n, "shell", width)
+            engine = best(lambda: engine_seconds(shell_doc, folder, registry))
+            print()
+            print(f"{label}: `true`")
+            print(f"  {'':<48} {'s':>8} {'ms/task':>8} {'engine/this':>12}")
+            print(f"  {'taskloom shell tasks (journaled in SQLite)':<48} {engine:>8.3f} {engine / n * 1e3:>8.3f}")
+            for name, call in baselines:
+                plain = best(lambda: plain_seconds(call, n, width))
+                ratio = engine / plain
+                if "shell=True" in name:
+                    goal_ok = goal_ok and ratio <= GOAL_RATIO
+                print(f"  {name:<48} {plain:>8.3f} {plain / n * 1e3:>8.3f} {ratio:>11.2f}x")
+            thread_doc = make(n, THREAD_NOOP) if width == 1 else make(n, THREAD_NOOP, width)
+            runner_only = best(lambda: engine_seconds(thread_doc, folder, registry))
+            print("  where the time goes:")
+            no_fsync = best(lambda: engine_seconds(shell_doc, folder, registry, synchronous="NORMAL"))
+            print(f"  {'the same shell tasks, SQLite synchronous=NORMAL':<48} {no_fsync:>8.3f} {no_fsync / n * 1e3:>8.3f}")
+            print(f"  {'runner + journal, no process (thread-noop tasks)':<48} {runner_only:>8.3f} "
+                  f"{runner_only / n * 1e3:>8.3f}")
+            for name, call in breakdown:
+                seconds = best(lambda: plain_seconds(call, n, width))
+                print(f"  {name:<48} {seconds:>8.3f} {seconds / n * 1e3:>8.3f}")
+    print()
+    print(f"goal: within {GOAL_RATIO}x of subprocess.run(\"true\", shell=True) with the same parallelism: "
+          f"{'holds' if goal_ok else 'DOES NOT HOLD'}")
+
+
+if __name__ == "__main__":
+    main()
