@@ -26,12 +26,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
+# Every benchmark in bench/, each printing its table and whether its goal
+# holds, then a summary; under ten minutes on a 2-core machine. Figures are
+# collected in docs/benchmarks.md.
+BENCHES := engine validate logs shell python dask scheduler designer runlog
+
 bench: install
-	$(BIN)/python bench/bench_engine.py
-	$(BIN)/python bench/bench_validate.py
-	$(BIN)/python bench/bench_logs.py
-	$(BIN)/python bench/bench_scheduler.py
-	$(BIN)/python bench/bench_designer.py
+	$(BIN)/python bench/bench_all.py $(BENCHES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
