@@ -72,8 +72,11 @@ class Scheduler:
         cwd: str | None = None,
         clock: Callable[[], float] = time.time,
         safety_poll: float = 30.0,
+        executor: Any = None,
     ) -> None:
         self.home = home
+        #: where task attempts run (an engine.executors.Executor); None: this machine, warm workers included
+        self.executor = executor
         self.lease_ttl = lease_ttl
         self.grace = grace
         self.cwd = cwd
@@ -351,7 +354,7 @@ class Scheduler:
         def work() -> None:
             ws = Workspace(self.home)
             try:
-                ws.execute(run_id, owner=self.owner, cwd=self.cwd,
+                ws.execute(run_id, owner=self.owner, cwd=self.cwd, executor=self.executor,
                            on_runner=lambda runner: self._active.runners.__setitem__(run_id, runner))
             except Exception:  # one broken run must not stop the scheduler
                 log.exception("run %d failed to execute", run_id)

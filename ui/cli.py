@@ -209,12 +209,13 @@ def logs(ctx: click.Context, run_id: int, task_id: str | None) -> None:
 
 from .cli_runs import cancel, rerun, resume, run  # noqa: E402  (they register on the group)
 from .cli_config import config  # noqa: E402
+from .cli_dask import dask_demo  # noqa: E402
 from .cli_next import next_  # noqa: E402
 from .cli_scheduler import pause, scheduler, serve, trigger, webhooks  # noqa: E402
 from .cli_secrets import secrets  # noqa: E402
 from .cli_ui import ui  # noqa: E402
 
-for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui):
+for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui, dask_demo):
     cli.add_command(_command)
 cli.add_command(next_, "next")
 

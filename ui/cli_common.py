@@ -13,7 +13,7 @@ from storage.workspace import UserError, Workspace
 
 from . import views
 
-__all__ = ["out", "err", "_print_json", "_workspace", "_Fail"]
+__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "executor_options", "open_executor"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,6 +33,34 @@ def _workspace(ctx: click.Context) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+
+
+def executor_options(function: Any) -> Any:
+    """``--executor local|dask`` and ``--dask-address`` (or TASKLOOM_DASK_ADDRESS)."""
+    function = click.option(
+        "--dask-address", envvar="TASKLOOM_DASK_ADDRESS", metavar="tcp://HOST:8786",
+        help="The Dask scheduler the dask executor submits to (env: TASKLOOM_DASK_ADDRESS).",
+    )(function)
+    return click.option(
+        "--executor", type=click.Choice(["local", "dask"]), default=None,
+        help="Where task attempts run: on this machine (default), or on a Dask cluster (default when a"
+        " Dask address is set).",
+    )(function)
+
+
+@contextmanager
+def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
+    """The chosen executor, closed on the way out; a clear error when it cannot be set up."""
+    from engine.executors import ExecutorError, create_executor
+
+    try:
+        executor = create_executor(name, dask_address=dask_address)
+    except ExecutorError as exc:
+        raise _Fail(str(exc)) from None
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 class _Fail(click.ClickException):

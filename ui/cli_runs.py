@@ -28,7 +28,7 @@ from storage.heartbeat import Heartbeat
 from storage.workspace import UserError, Workspace
 
 from . import views
-from .cli_common import _Fail, _print_json, _workspace, err, out
+from .cli_common import _Fail, _print_json, _workspace, err, executor_options, open_executor, out
 
 __all__ = ["run", "resume", "rerun", "cancel"]
 
@@ -51,15 +51,17 @@ _recover_option = click.option(
 @_json_option
 @_grace_option
 @_recover_option
+@executor_options
 @click.pass_context
-def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool, grace: float, recover: bool) -> None:
+def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool, grace: float, recover: bool,
+        executor: str | None, dask_address: str | None) -> None:
     """Run a workflow once in the foreground: a stored NAME, or a FILE (validated, not stored).
 
     Exit status 0 when the run succeeded, 1 otherwise.
 
     Example: taskloom run hello -p who=world
     """
-    with _workspace(ctx) as ws:
+    with _workspace(ctx) as ws, open_executor(executor, dask_address) as where:
         try:
             resolved = ws.target(target)
             given = parse_assignments(list(params))
@@ -73,7 +75,8 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool,
                 run_id, _ = ws.start_run(resolved, given, owner=heartbeat.id)
             except UserError as exc:
                 raise _Fail(exc) from None
-            status = _foreground(ws, heartbeat, run_id, resolved.workflow, as_json=as_json, grace=grace, also=orphans)
+            status = _foreground(ws, heartbeat, run_id, resolved.workflow, as_json=as_json, grace=grace,
+                                 also=orphans, executor=where)
         _report(ws, run_id, as_json)
     sys.exit(0 if status is RunState.SUCCEEDED else 1)
 
@@ -82,8 +85,10 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool,
 @click.argument("target", metavar="RUN_ID|NAME")
 @_json_option
 @_grace_option
+@executor_options
 @click.pass_context
-def resume(ctx: click.Context, target: str, as_json: bool, grace: float) -> None:
+def resume(ctx: click.Context, target: str, as_json: bool, grace: float, executor: str | None,
+           dask_address: str | None) -> None:
     """Resume a crashed or interrupted run (RUN_ID), or a paused workflow (NAME).
 
     A run resumes where it stopped: tasks that succeeded are not run again and
@@ -96,14 +101,15 @@ def resume(ctx: click.Context, target: str, as_json: bool, grace: float) -> None
         unpause_workflow(ctx, target)
         return
     run_id = int(target)
-    with _workspace(ctx) as ws, ws.session() as heartbeat:
+    with _workspace(ctx) as ws, open_executor(executor, dask_address) as where, ws.session() as heartbeat:
         for recovered in ws.recover(heartbeat.id, run_id=run_id, grace=grace):
             err.print(f"run {run_id}: {recovered.reason}; its running attempts are marked crashed")
         try:
             record = ws.claim_crashed(run_id, heartbeat.id)
         except UserError as exc:
             raise _Fail(exc) from None
-        status = _foreground(ws, heartbeat, run_id, ws.workflow_of(record), as_json=as_json, grace=grace)
+        status = _foreground(ws, heartbeat, run_id, ws.workflow_of(record), as_json=as_json, grace=grace,
+                             executor=where)
         _report(ws, run_id, as_json)
     sys.exit(0 if status is RunState.SUCCEEDED else 1)
 
@@ -114,8 +120,10 @@ def resume(ctx: click.Context, target: str, as_json: bool, grace: float) -> None
 @click.option("--failed", is_flag=True, help="Re-run the failed tasks and everything downstream of them.")
 @_json_option
 @_grace_option
+@executor_options
 @click.pass_context
-def rerun(ctx: click.Context, run_id: int, from_task: str | None, failed: bool, as_json: bool, grace: float) -> None:
+def rerun(ctx: click.Context, run_id: int, from_task: str | None, failed: bool, as_json: bool, grace: float,
+          executor: str | None, dask_address: str | None) -> None:
     """Start a new run with the same version, params and trigger payload as RUN_ID.
 
     With --from or --failed, tasks outside the re-run part keep the results of
@@ -123,7 +131,7 @@ def rerun(ctx: click.Context, run_id: int, from_task: str | None, failed: bool, 
     """
     if from_task and failed:
         raise click.UsageError("give --from TASK or --failed, not both")
-    with _workspace(ctx) as ws, ws.session() as heartbeat:
+    with _workspace(ctx) as ws, open_executor(executor, dask_address) as where, ws.session() as heartbeat:
         try:
             new_id = ws.rerun(run_id, owner=heartbeat.id, from_task=from_task, failed=failed)
         except UserError as exc:
@@ -133,7 +141,8 @@ def rerun(ctx: click.Context, run_id: int, from_task: str | None, failed: bool, 
         (err if as_json else out).print(
             f"run {new_id} re-runs run {run_id}" + (f"; reusing {', '.join(reused)}" if reused else "")
         )
-        status = _foreground(ws, heartbeat, new_id, ws.workflow_of(record), as_json=as_json, grace=grace)
+        status = _foreground(ws, heartbeat, new_id, ws.workflow_of(record), as_json=as_json, grace=grace,
+                             executor=where)
         _report(ws, new_id, as_json)
     sys.exit(0 if status is RunState.SUCCEEDED else 1)
 
@@ -187,16 +196,18 @@ def _foreground(
     as_json: bool,
     grace: float,
     also: list[int] = (),  # type: ignore[assignment]
+    executor: Any = None,
 ) -> RunState:
     """Execute ``run_id`` with live progress (and the ``also`` runs beside it); stop cleanly on signals."""
     runners: list[Runner] = []
     previous = _install_stop_handlers(runners)
-    threads = [_background(ws, heartbeat, other, grace, runners) for other in also]
+    threads = [_background(ws, heartbeat, other, grace, runners, executor) for other in also]
     progress = views.RunProgress(err if as_json else out, workflow, run_id, quiet=as_json)
     try:
         with progress:
             status = ws.execute(
-                run_id, owner=heartbeat.id, on_event=progress.update, on_runner=runners.append, grace=grace
+                run_id, owner=heartbeat.id, on_event=progress.update, on_runner=runners.append, grace=grace,
+                executor=executor,
             )
         for thread in threads:
             thread.join()
@@ -209,14 +220,17 @@ def _foreground(
     return status
 
 
-def _background(ws: Workspace, heartbeat: Heartbeat, run_id: int, grace: float, runners: list[Runner]) -> threading.Thread:
+def _background(
+    ws: Workspace, heartbeat: Heartbeat, run_id: int, grace: float, runners: list[Runner], executor: Any
+) -> threading.Thread:
     def on_event(event: RunEvent) -> None:
         if event.kind == "run" and event.status != "running":
             err.print(Text.assemble(f"resumed run {run_id} ", views.state_text(event.status)))
 
     def work() -> None:
         try:
-            ws.execute(run_id, owner=heartbeat.id, on_event=on_event, on_runner=runners.append, grace=grace)
+            ws.execute(run_id, owner=heartbeat.id, on_event=on_event, on_runner=runners.append, grace=grace,
+                       executor=executor)
         except Exception as exc:  # one resumed run must not take down the run the user asked for
             err.print(f"[red]resuming run {run_id} failed: {exc}[/]")
 

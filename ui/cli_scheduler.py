@@ -18,7 +18,7 @@ from storage.db import sqlite_version_note, write_txn
 from storage.scheduling import wake_scheduler, webhook_token
 from storage.workspace import UserError
 
-from .cli_common import _Fail, _print_json, _workspace, err, out
+from .cli_common import _Fail, _print_json, _workspace, err, executor_options, open_executor, out
 
 __all__ = ["scheduler", "serve", "trigger", "pause", "webhooks", "unpause_workflow", "API_DEFAULT_PORT"]
 
@@ -45,21 +45,22 @@ def _service_options(function: Any) -> Any:
                      help="Seconds a firing may be late and still run; older instants count as missed."),
     ]):
         function = option(function)
-    return function
+    return executor_options(function)
 
 
 @click.command()
 @_service_options
 @click.pass_context
 def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-              misfire_grace: float) -> None:
+              misfire_grace: float, executor: str | None, dask_address: str | None) -> None:
     """Fire workflows on time and on events and run them, with the REST API on HOST:PORT.
 
     Start two on one database for a hot standby: only one fires at a time, the
     other takes over within seconds when the first dies. SIGTERM stops cleanly
     (runs are interrupted and resume on the next start); SIGUSR1 wakes it.
     """
-    _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+    with open_executor(executor, dask_address) as where:
+        _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where)
 
 
 @click.command()
@@ -68,7 +69,7 @@ def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_ap
 @click.option("--no-ui", is_flag=True, help="Do not serve the web app.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-          misfire_grace: float, ui_port: int, no_ui: bool) -> None:
+          misfire_grace: float, executor: str | None, dask_address: str | None, ui_port: int, no_ui: bool) -> None:
     """Everything: the scheduler, the REST API and the web app (designer, workflows, runs, settings)."""
     from .cli_ui import start_ui
 
@@ -76,7 +77,8 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: b
     if app is not None:
         err.print(f"web app on http://127.0.0.1:{ui_port}")
     try:
-        _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace)
+        with open_executor(executor, dask_address) as where:
+            _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where)
     finally:
         if app is not None:
             app.terminate()
@@ -87,7 +89,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: b
 
 
 def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-           misfire_grace: float) -> None:
+           misfire_grace: float, executor: Any = None) -> None:
     from scheduler.service import Scheduler
     from storage.home import resolve_home
 
@@ -100,12 +102,16 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
     note = sqlite_version_note()
     if note:
         logging.getLogger("taskloom.scheduler").warning(note)
-    service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace)
+    service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace, executor=executor)
+    if executor is not None and executor.name == "local":
+        threading.Thread(target=executor.pool.prestart, name="warm-workers", daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
     signal.signal(signal.SIGUSR1, lambda *_: service.wake())
     server = None if no_api else _start_api(resolve_home(home), host, port, token, service.wake)
-    err.print(f"scheduler started (pid {os.getpid()})" + ("" if server is None else f"; API on http://{host}:{port}"))
+    where = "" if executor is None or executor.name == "local" else f"; tasks run on Dask at {executor.address}"
+    err.print(f"scheduler started (pid {os.getpid()})" + ("" if server is None else f"; API on http://{host}:{port}")
+              + where)
     try:
         service.run()
     finally:
