@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -141,41 +142,55 @@ def main() -> None:
             "true", shell=True, capture_output=True, env=env, start_new_session=True))),
     ]
 
-    def best(fn: Callable[[], float]) -> float:
-        return min(fn() for _ in range(args.repeat))
+    def best(fn: Callable[[], float]) -> tuple[float, float]:
+        """The shortest of ``--repeat`` runs of ``fn``: (wall seconds, this process's CPU seconds)."""
+        runs = []
+        for _ in range(args.repeat):
+            cpu = _cpu_seconds()
+            wall = fn()
+            runs.append((wall, _cpu_seconds() - cpu))
+        return min(runs)
+
+    def row(name: str, measured: tuple[float, float], n: int, ratio: float | None = None) -> None:
+        wall, cpu = measured
+        shown = f"{ratio:>11.2f}x" if ratio is not None else ""
+        print(f"  {name:<48} {wall:>8.3f} {wall / n * 1e3:>8.3f} {cpu / n * 1e3:>8.3f} {shown}")
 
     print(f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, "
           f"{platform.machine()} {platform.system()}; best of {args.repeat}")
+    print("cpu ms/task: CPU time of this process (all its threads, not the children) per task")
     goal_ok = True
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for label, n, width in shapes:
-            make = parallel_doc if width > 1 else chain_doc
-            shell_doc = make(n, "shell") if width == 1 else make(n, "shell", width)
+            shell_doc = parallel_doc(n, "shell", width) if width > 1 else chain_doc(n, "shell")
+            thread_doc = parallel_doc(n, THREAD_NOOP, width) if width > 1 else chain_doc(n, THREAD_NOOP)
             engine = best(lambda: engine_seconds(shell_doc, folder, registry))
             print()
             print(f"{label}: `true`")
-            print(f"  {'':<48} {'s':>8} {'ms/task':>8} {'engine/this':>12}")
-            print(f"  {'taskloom shell tasks (journaled in SQLite)':<48} {engine:>8.3f} {engine / n * 1e3:>8.3f}")
+            print(f"  {'':<48} {'s':>8} {'ms/task':>8} {'cpu ms':>8} {'engine/this':>12}")
+            row("taskloom shell tasks (journaled in SQLite)", engine, n)
             for name, call in baselines:
                 plain = best(lambda: plain_seconds(call, n, width))
-                ratio = engine / plain
+                ratio = engine[0] / plain[0]
                 if "shell=True" in name:
                     goal_ok = goal_ok and ratio <= GOAL_RATIO
-                print(f"  {name:<48} {plain:>8.3f} {plain / n * 1e3:>8.3f} {ratio:>11.2f}x")
-            thread_doc = make(n, THREAD_NOOP) if width == 1 else make(n, THREAD_NOOP, width)
-            runner_only = best(lambda: engine_seconds(thread_doc, folder, registry))
+                row(name, plain, n, ratio)
             print("  where the time goes:")
-            no_fsync = best(lambda: engine_seconds(shell_doc, folder, registry, synchronous="NORMAL"))
-            print(f"  {'the same shell tasks, SQLite synchronous=NORMAL':<48} {no_fsync:>8.3f} {no_fsync / n * 1e3:>8.3f}")
-            print(f"  {'runner + journal, no process (thread-noop tasks)':<48} {runner_only:>8.3f} "
-                  f"{runner_only / n * 1e3:>8.3f}")
+            row("the same shell tasks, SQLite synchronous=NORMAL",
+                best(lambda: engine_seconds(shell_doc, folder, registry, synchronous="NORMAL")), n)
+            row("runner + journal, no process (thread-noop tasks)",
+                best(lambda: engine_seconds(thread_doc, folder, registry)), n)
             for name, call in breakdown:
-                seconds = best(lambda: plain_seconds(call, n, width))
-                print(f"  {name:<48} {seconds:>8.3f} {seconds / n * 1e3:>8.3f}")
+                row(name, best(lambda: plain_seconds(call, n, width)), n)
     print()
     print(f"goal: within {GOAL_RATIO}x of subprocess.run(\"true\", shell=True) with the same parallelism: "
           f"{'holds' if goal_ok else 'DOES NOT HOLD'}")
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
