@@ -269,7 +269,13 @@ class Runner:
     def _startable(self, now: float) -> list[str]:
         slots = self.workflow.settings.max_parallel_tasks - len(self._progress.running)
         due = sorted((at, t) for t, at in self._progress.retry_due.items() if at <= now)
-        candidates = [t for _, t in due] + [t for t in self._plan.ready() if not self._defer(t, now)]
+        candidates = [t for _, t in due]
+        for task_id in self._plan.ready():
+            # Tasks that wait before they start (delay) begin waiting now even without a free slot.
+            if len(candidates) >= slots and self.registry[self.workflow.tasks[task_id].type].start_at is None:
+                continue
+            if not self._defer(task_id, now):
+                candidates.append(task_id)
         chosen = candidates[: max(slots, 0)]
         for task_id in chosen:
             self._progress.retry_due.pop(task_id, None)

@@ -144,14 +144,14 @@ class PythonPool:
 
     def run(self, ctx: AttemptContext, job: dict[str, Any]) -> AttemptResult:
         """Run one attempt: ``job`` holds ``callable`` or ``code``, ``args``, ``cwd`` and ``env``."""
+        # The worker's pid is not recorded with the attempt (ctx.on_process): recovery kills a dead
+        # runner's leftovers by pid, and a warm worker ends itself when its pool's process dies.
         worker = self._acquire()
-        ctx.on_process(worker.pid)
         try:
             worker.send({**job, "id": worker.jobs})
         except OSError:  # it died while idle: take a fresh one, once
             worker.close(grace=0)
             worker = self._start()
-            ctx.on_process(worker.pid)
             worker.send({**job, "id": worker.jobs})
         worker.jobs += 1
         job_run = _JobRun(worker, ctx)
