@@ -13,7 +13,9 @@ submits. On the worker it:
    with its timeout enforced here;
 3. streams log lines back as they come, in batches sent with
    ``log_event`` on the executor's topic (every 0.2 s, or sooner when a
-   batch reaches 64 KiB), and returns the lines not yet sent with the result;
+   batch reaches 64 KiB); the reply (status, output, the lines not yet sent)
+   follows on the same topic, so it arrives after them and needs no fetch
+   from the worker (a reply over 64 KiB is returned as the task's result);
 4. watches its own task in the worker's state: when the runner cancels the
    future (a cancel, a timeout, the runner gone) the task's process group is
    killed.
@@ -21,6 +23,7 @@ submits. On the worker it:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -39,6 +42,8 @@ LOST_WORKER = (
 _FLUSH_SECONDS = 0.2
 _BATCH_BYTES = 64 * 1024
 _WATCH_SECONDS = 0.1
+#: Replies up to this size travel as an event (no fetch from the worker); bigger ones as the task's result.
+_INLINE_REPLY_BYTES = 64 * 1024
 #: Worker task states that mean the scheduler no longer wants the result.
 _UNWANTED = {"cancelled", "released", "forgotten"}
 
@@ -63,11 +68,20 @@ def run_attempt(entry: str, payload: dict[str, Any]) -> dict[str, Any]:
     finally:
         done.set()
         tail, batches = stream.close()
-    return {
+    reply = {
         "status": result.status.value, "output": result.output, "error": result.error,
         "exit_code": result.exit_code, "signal": result.signal, "retriable": result.retriable,
         "batches": batches, "tail": tail, "worker": worker.address,
     }
+    try:
+        small = len(json.dumps(reply)) <= _INLINE_REPLY_BYTES
+    except (TypeError, ValueError):
+        small = False
+    if small:
+        # On the event stream, behind the log batches: the runner needs no extra round trip to fetch it.
+        worker.log_event(payload["topic"], {"token": payload["token"], "end": reply})
+        return {"sent": True}
+    return reply
 
 
 def _run(entry: str, payload: dict[str, Any], cancel: threading.Event, log: Any) -> AttemptResult:

@@ -5,9 +5,9 @@ attempt before it is submitted, and alone writes the database. Each attempt
 becomes one Dask task (:func:`engine.executors.dask_work.run_attempt`) with
 its own key; the runner's ``max_parallel_tasks`` bounds how many are
 submitted at once. Log lines stream back while the task runs, through
-``log_event`` on a topic private to this executor; the result carries the
-lines not yet sent and the number of batches, so every line is stored
-before the attempt's end.
+``log_event`` on a topic private to this executor, and the reply follows
+them on the same topic; it carries the lines not yet sent and the number
+of batches, so every line is stored before the attempt's end.
 
 Only ``shell`` and ``python`` attempts go to the cluster: the other built-in
 types read the scheduler's storage (secrets, watermarks, sub-workflows) or
@@ -57,6 +57,8 @@ class _Remote:
     received: int = 0  # log batches delivered
     pending: dict[int, list] = field(default_factory=dict)  # batches that arrived out of order
     changed: threading.Condition = field(default_factory=threading.Condition)
+    reply: dict | None = None  # the worker's reply, when it came as an event
+    wake: threading.Event | None = None  # set when the reply or the future's end arrives
 
 
 class DaskExecutor:
@@ -128,8 +130,9 @@ class DaskExecutor:
         future = self.client.submit(run_attempt, task_type.entry, payload, key=key, pure=False, retries=0)
         finished = threading.Event()
         future.add_done_callback(lambda _: finished.set())
+        remote.wake = finished
         give_up = time.monotonic() + ctx.timeout + ctx.grace + _BACKSTOP
-        while not finished.wait(_POLL):
+        while remote.reply is None and not finished.wait(_POLL):
             if ctx.cancel.is_set():
                 return self._cancel(future, finished, ctx)
             if time.monotonic() >= give_up:
@@ -149,13 +152,24 @@ class DaskExecutor:
     def _result(self, future: Any, remote: _Remote) -> AttemptResult:
         from distributed.scheduler import KilledWorker
 
-        try:
-            reply = future.result()
-        except KilledWorker:
-            return AttemptResult(TaskState.CRASHED, error=LOST_WORKER)
-        except Exception as exc:  # the cluster lost or refused the task
-            return AttemptResult(TaskState.CRASHED, error=f"the Dask cluster failed the attempt: {type(exc).__name__}: {exc}")
-        finally:
+        reply = remote.reply
+        if reply is None:
+            try:
+                reply = future.result()
+            except KilledWorker:
+                return AttemptResult(TaskState.CRASHED, error=LOST_WORKER)
+            except Exception as exc:  # the cluster lost or refused the task
+                return AttemptResult(
+                    TaskState.CRASHED, error=f"the Dask cluster failed the attempt: {type(exc).__name__}: {exc}"
+                )
+            finally:
+                future.release()
+            if reply.get("sent"):  # the reply event is still on its way
+                with remote.changed:
+                    remote.changed.wait_for(lambda: remote.reply is not None, timeout=_LATE_LOGS)
+                reply = remote.reply or {"status": TaskState.CRASHED.value,
+                                         "error": "the attempt's result did not arrive from the Dask worker"}
+        else:
             future.release()
         self._await_batches(remote, reply.get("batches", 0))
         for _, stream, line in reply.get("tail") or []:
@@ -193,9 +207,14 @@ class DaskExecutor:
         if remote is None:
             return
         with remote.changed:
-            remote.pending[message["seq"]] = message["lines"]
-            while remote.received + 1 in remote.pending:
-                remote.received += 1
-                for _, stream, line in remote.pending.pop(remote.received):
-                    remote.ctx.log(stream, line)
+            if "end" in message:
+                remote.reply = message["end"]
+                if remote.wake is not None:
+                    remote.wake.set()
+            else:
+                remote.pending[message["seq"]] = message["lines"]
+                while remote.received + 1 in remote.pending:
+                    remote.received += 1
+                    for _, stream, line in remote.pending.pop(remote.received):
+                        remote.ctx.log(stream, line)
             remote.changed.notify_all()
