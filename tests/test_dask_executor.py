@@ -242,3 +242,22 @@ def test_dask_executor_without_an_address_is_refused_clearly(tmp_path):
     assert done.returncode == 1
     assert "needs the address of a Dask scheduler" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_runner_killed_mid_task_leaves_nothing_running_on_the_workers(cluster, code, tmp_path):
+    """SIGKILL of `taskloom run --executor dask`: its client disconnects and the worker kills the task."""
+    from tests.clitools import start, wait_for, write_flow
+
+    marker = tmp_path / "pid"
+    flow = write_flow(tmp_path, make_doc([py("slow", "sleepy", code, params={"args": {"marker": str(marker)}})]))
+    home = tmp_path / "home"
+    home.mkdir()
+    runner = start(home, "run", flow, "--executor", "dask", "--dask-address", cluster.scheduler_address, cwd=tmp_path)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text(), timeout=60, what="the task to start")
+        runner.kill()
+        runner.wait(timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert wait_gone(int(marker.read_text()), timeout=30), "the task's process outlived its runner"
