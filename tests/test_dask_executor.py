@@ -9,14 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import distributed  # a dev dependency: these tests run everywhere, CI included, and never skip
 import pytest
 
-distributed = pytest.importorskip("distributed")
-
-from engine.executors import ExecutorError, create_executor  # noqa: E402
-from engine.executors.on_dask import DaskExecutor  # noqa: E402
-from tests.conftest import make_doc  # noqa: E402
-from tests.test_pool import wait_gone  # noqa: E402
+from engine.executors import ExecutorError, create_executor
+from engine.executors.on_dask import DaskExecutor
+from tests.conftest import make_doc
+from tests.test_pool import wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 
