@@ -164,7 +164,7 @@ def convert(
         return Conversion("crontab", [d for d, _ in pairs], report)
     data = _json(text)
     convert_json = convert_logicapps if source == "logicapps" else convert_n8n
-    if source == "n8n" and not looks_like_n8n(data):
+    if source == "n8n" and isinstance(data, dict) and "format" in data and "nodes" not in data:
         raise ConversionError.at("", "this is not an n8n export: it has no 'nodes' list and 'connections' object",
                                  "export the workflow from n8n (Download), or use --from auto")
     pairs = convert_json(data, filename=filename, name=name)

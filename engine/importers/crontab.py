@@ -40,6 +40,8 @@ _MACRO = re.compile(r"^\s*(@[A-Za-z]+)\s+(\S.*?)\s*$")
 _FIELD = re.compile(r"^[\w*,/\-#?]+$")
 _WRAPPERS = {"sudo", "nice", "ionice", "nohup", "timeout", "flock", "env", "time", "exec", "chronic", "run-one",
              "setsid", "caffeinate"}
+#: wrappers whose first plain argument is not the program: flock LOCKFILE cmd, timeout DURATION cmd
+_WRAPPER_ARGUMENT = {"flock": 1, "timeout": 1}
 _INTERPRETERS = {"python", "python3", "python2", "bash", "sh", "zsh", "node", "php", "perl", "ruby", "rscript",
                  "uv", "poetry", "pipenv", "npx", "npm"}
 _SEPARATORS = re.compile(r"&&|\|\||;|\|")
@@ -116,7 +118,12 @@ def _job_name(command: str) -> str:
             words = segment.split()
         words = [w for w in words if not _ENV.match(w) or "/" in w.split("=")[0]]
         while words and (words[0] in _WRAPPERS or words[0].startswith("-") or words[0].isdigit()):
+            takes = _WRAPPER_ARGUMENT.get(words[0], 0)
             words = words[1:]
+            while takes and words:
+                if not words[0].startswith("-"):
+                    takes -= 1
+                words = words[1:]
         if not words or words[0] in ("cd", "[", "test", "true", ":"):
             continue
         program = words[0]
@@ -220,7 +227,7 @@ def convert_crontab(text: str, *, filename: str = "", name: str | None = None, t
     taken: set[str] = set()
     out = []
     for job in jobs:
-        base = f"{prefix}-{_job_name(job['command'])}"[:64].rstrip("-_")
+        base = f"{prefix}-{_job_name(_split_percent(job['command'])[0])}"[:64].rstrip("-_")
         doc_name, n = base, 2
         while doc_name in taken:
             doc_name, n = f"{base[:60]}-{n}", n + 1
@@ -240,7 +247,7 @@ def _workflow(job: dict[str, Any], doc_name: str, filename: str, report: Report)
         report.mapped(where, "the text after '%' is the command's standard input (a here-document)")
     if job["shell"] not in ("/bin/sh", "sh"):
         command = f"{job['shell']} -c {shlex.quote(command)}"
-    task_id = Ids().take(_job_name(job["command"]).replace("-", "_"), "job")
+    task_id = Ids().take(_job_name(_split_percent(job["command"])[0]).replace("-", "_"), "job")
     params: dict[str, Any] = {"command": literal(command)}
     if job["env"]:
         params["env"] = {k: literal(v) for k, v in job["env"].items()}

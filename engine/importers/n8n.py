@@ -121,7 +121,7 @@ class _Converter:
         if task_id is None:
             return None
         if node.get("disabled") or short in _PASS_THROUGH:
-            ups = self.upstream[node_name]
+            ups = self._data_upstream(node_name)
             return self.base(ups[0], seen | {node_name}) if len(ups) == 1 else None
         if short == "httprequest":
             return f"tasks.{task_id}.output.json", None
@@ -130,6 +130,16 @@ class _Converter:
         if short == "code" and str((node.get("parameters") or {}).get("language", "")).lower().startswith("python"):
             return f"tasks.{task_id}.output[0]", None
         return None
+
+    def _data_upstream(self, node_name: str) -> list[str]:
+        """The upstream nodes whose items ``$json`` may mean: triggers other than a webhook bring no data."""
+        out = []
+        for name in self.upstream[node_name]:
+            short = short_type(self.nodes[self.index[name]]["type"]).lower()
+            if short in _TRIGGERS and short != "webhook":
+                continue
+            out.append(name)
+        return out
 
     def items_of(self, node_name: str, seen: frozenset[str] = frozenset()) -> Any:
         """The template of the items a node emits, for a Code node downstream."""
@@ -140,7 +150,7 @@ class _Converter:
         if short == "webhook":
             return {"json": {"body": "{{ trigger.payload }}"}}
         if node.get("disabled") or short in _PASS_THROUGH:
-            ups = self.upstream[node_name]
+            ups = self._data_upstream(node_name)
             return self.items_of(ups[0], seen | {node_name}) if len(ups) == 1 else ""
         found = self.base(node_name)
         if found is None:
@@ -197,7 +207,7 @@ class _Converter:
             version = float(node.get("typeVersion", 1))
         except (TypeError, ValueError):
             version = 1.0
-        ups = self.upstream[name]
+        ups = self._data_upstream(name)
         ctx = NodeContext(ups, self.base, task_id, self.items_of(ups[0]) if len(ups) == 1 else "")
         task: dict[str, Any] = {"id": task_id, "title": name}
         if isinstance(node.get("notes"), str) and node["notes"].strip():
