@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from engine.importers import FORMATS, sniff
 from engine.model import canonical_json
 from engine.params import ParamError, parse_assignments
 from engine.plugins import load_registry
@@ -29,6 +30,7 @@ from storage.workspace import UserError, Workspace
 
 from . import views
 from .cli_common import _Fail, _print_json, _workspace, err, out
+from .cli_import import import_converted
 
 __all__ = ["main", "cli"]
 
@@ -82,25 +84,59 @@ def schema() -> None:
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-m", "--message", default="", help="A note stored with the new version.")
-@click.option("--json", "as_json", is_flag=True, help="Print [{file, name, version, created}].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print [{file, name, version, created}] (converted files add format, report, issues, output).")
+@click.option("--from", "source", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="The files' format; auto recognises each of them.")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Write converted workflows to this file (a folder for several) instead of storing them.")
+@click.option("--name", default=None, help="Name of the converted workflow (a crontab's name prefix).")
+@click.option("--timezone", default=None,
+              help="Time zone of a crontab's schedules (default: this machine's, as cron did).")
 @click.pass_context
-def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool) -> None:
+def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool, source: str,
+            output: str | None, name: str | None, timezone: str | None) -> None:
     """Store workflow files; each becomes a new version of the workflow it names.
+
+    Taskloom files are stored as they are. Azure Logic Apps definitions, n8n
+    exports and crontabs are converted first (--from, or recognised with
+    auto) and the import report says what each step became; a converted file
+    is stored only when all its workflows validate (a placeholder for what
+    could not be converted never does). With -o the converted workflows are
+    written to files instead, to fix and import.
 
     An invalid file is reported with its problems and stores nothing. A file
     identical to the current version stores nothing new.
 
     Example: taskloom import assets/examples/*.json
+    Example: taskloom import --from n8n flow.json -o converted.json
     """
     results, failed = [], False
     with _workspace(ctx) as ws:
         for file in files:
+            kind = source
+            if source == "auto":
+                try:
+                    kind = sniff(Path(file).read_bytes(), file) or "taskloom"
+                except OSError:
+                    kind = "taskloom"  # the plain import says it cannot read the file
+            if kind != "taskloom":
+                entries, ok = import_converted(
+                    ws, file, kind, message=message, as_json=as_json, output=output, name=name, timezone=timezone,
+                    several_files=len(files) > 1,
+                )
+                results += entries
+                failed = failed or not ok
+                continue
             try:
                 info, created = ws.import_file(file, message=message)
             except UserError as exc:
                 failed = True
                 views.print_issues(err, exc.issues)
                 err.print(f"[red]error:[/] {exc}; nothing stored")
+                if source == "auto" and any(i.path == "" or i.path == "/format" for i in exc.issues):
+                    err.print("[dim](not recognised as a Logic Apps definition, an n8n export or a crontab either;"
+                              " name the format with --from)[/]")
                 continue
             results.append({"file": file, "name": info.workflow, "version": info.version, "created": created})
             if not as_json:

@@ -1,0 +1,143 @@
+"""``taskloom import --from logicapps|n8n|crontab``: convert, report, then store or write.
+
+What happens to a converted file:
+
+* the import report is printed (``--json``: the ``report`` key of each entry);
+* a crontab's schedules are read in this machine's time zone (cron used
+  its machine's local time) unless ``--timezone`` or ``CRON_TZ`` says otherwise;
+* every workflow it gives is validated; when all are valid they are stored
+  together (one transaction) as new versions, like any import;
+* when one is not (a placeholder to replace, a condition kept verbatim),
+  nothing of the file is stored: its problems are printed and the exit
+  status is 1. ``-o PATH`` writes the converted workflows instead of storing
+  them (valid or not), to edit and import afterwards.
+
+Input that cannot be converted prints where and why, stores nothing, exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from engine.importers import FORMAT_TITLES, Conversion, ConversionError, convert
+from engine.model import canonical_json
+from engine.validation import Issue, validate_document
+from storage.db import write_txn
+from storage.workspace import UserError, Workspace
+
+from . import views
+from .cli_common import err, out
+from .localzone import local_zone
+
+__all__ = ["import_converted", "print_report"]
+
+_MARK = {"mapped": "[green]✓[/]", "flagged": "[yellow]![/]", "placeholder": "[red]✗[/]"}
+
+
+def print_report(conversion: Conversion, file: str) -> None:
+    """The import report: one line per item, with what to do under flagged items and placeholders."""
+    counts = {kind: sum(1 for i in conversion.report if i.kind == kind) for kind in _MARK}
+    tasks = sum(len(d.get("tasks", [])) for d in conversion.documents if isinstance(d, dict))
+    workflows = len(conversion.documents)
+    out.print(f"converted [bold]{escape(file)}[/] from {FORMAT_TITLES[conversion.format]}: {workflows} workflow"
+              f"{'s' if workflows != 1 else ''}, {tasks} task{'s' if tasks != 1 else ''}; {counts['mapped']} mapped,"
+              f" {counts['flagged']} flagged, {counts['placeholder']} placeholder"
+              f"{'s' if counts['placeholder'] != 1 else ''}")
+    for item in conversion.report:
+        out.print(f"  {_MARK.get(item.kind, '?')} {escape(item.path or '(file)')}  {escape(item.message)}",
+                  style="dim" if item.kind == "mapped" else None)
+        if item.hint:
+            out.print(f"      [dim]{'replace' if item.kind == 'placeholder' else 'check'}:[/] {escape(item.hint)}")
+
+
+def _entry(file: str, conversion: Conversion, doc: dict[str, Any], issues: list[Issue], *,
+           version: int | None = None, created: bool = False, output: str | None = None) -> dict[str, Any]:
+    """One ``--json`` entry: the keys of a plain import plus what a conversion adds."""
+    name = doc.get("name") if isinstance(doc, dict) else None
+    return {
+        "file": file, "name": name, "version": version, "created": created, "format": conversion.format,
+        "report": [i.to_dict() for i in conversion.report if i.workflow in (None, name)],
+        "issues": [i.to_dict() for i in issues], "output": output,
+    }
+
+
+def _write(documents: list[dict[str, Any]], target: str, several_files: bool) -> list[str]:
+    """Write each document as canonical JSON: to ``target``, or into it when it is (or must be) a folder."""
+    path = Path(target)
+    folder = path.is_dir() or len(documents) > 1 or several_files or target.endswith(os.sep)
+    paths = [path / f"{d.get('name') or 'workflow'}.json" for d in documents] if folder else [path]
+    if folder:
+        path.mkdir(parents=True, exist_ok=True)
+    for doc, where in zip(documents, paths):
+        where.write_text(canonical_json(doc), encoding="utf-8")
+    return [str(p) for p in paths]
+
+
+def import_converted(
+    ws: Workspace, file: str, source: str, *, message: str, as_json: bool, output: str | None,
+    name: str | None, timezone: str | None, several_files: bool,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Convert ``file`` from ``source`` and store (or write) it; returns (``--json`` entries, ok)."""
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot read {escape(file)}: {escape(exc.strerror or str(exc))}; nothing stored")
+        return [], False
+    zone = timezone or local_zone()
+    try:
+        conversion = convert(raw, source, filename=file, name=name, timezone=zone)
+    except ConversionError as exc:
+        views.print_issues(err, exc.issues)
+        what = FORMAT_TITLES.get(source, "a known format") if source != "auto" else "a known format"
+        err.print(f"[red]error:[/] {escape(file)} could not be converted from {escape(what)}; nothing stored")
+        return [], False
+    if not as_json:
+        print_report(conversion, file)
+        if conversion.format == "crontab":
+            why = "given with --timezone" if timezone else "this machine's, as cron did; --timezone to change"
+            out.print(f"  [dim]schedules are read in {escape(zone or 'UTC')} ({why}) unless CRON_TZ says"
+                      " otherwise[/]")
+    checked = [(doc, validate_document(doc, ws.registry)) for doc in conversion.documents]
+    if output:
+        try:
+            written = _write(conversion.documents, output, several_files)
+        except OSError as exc:
+            err.print(f"[red]error:[/] cannot write {escape(output)}: {escape(exc.strerror or str(exc))}")
+            return [], False
+        entries = []
+        for (doc, issues), where in zip(checked, written):
+            entries.append(_entry(file, conversion, doc, issues, output=where))
+            if not as_json:
+                state = "valid" if not issues else f"{len(issues)} problem(s) to fix before importing it"
+                out.print(f"wrote [bold]{escape(str(doc.get('name')))}[/] to {escape(where)} ({state})")
+                views.print_issues(out, issues)
+        return entries, True
+    if any(issues for _, issues in checked):
+        for doc, issues in checked:
+            if issues:
+                views.print_issues(err, issues)
+                err.print(f"[red]{escape(str(doc.get('name')))}:[/] {len(issues)} problem(s)")
+        err.print(f"[red]error:[/] {escape(file)}: nothing stored. Replace what the problems name, or write the"
+                  f" converted workflow with -o FILE.json, fix it there and import that file")
+        return [_entry(file, conversion, doc, issues) for doc, issues in checked], False
+    note = message or f"converted from {FORMAT_TITLES[conversion.format]}: {Path(file).name}"
+    entries = []
+    try:
+        with write_txn(ws.db):
+            saved = [(doc, *ws.save(doc, message=note)) for doc, _ in checked]
+    except UserError as exc:
+        views.print_issues(err, exc.issues)
+        err.print(f"[red]error:[/] {escape(str(exc))}; nothing stored")
+        return [], False
+    for doc, info, created in saved:
+        entries.append(_entry(file, conversion, doc, [], version=info.version, created=created))
+        if not as_json:
+            verb = "imported" if created else "unchanged,"
+            out.print(f"{verb} [bold]{escape(info.workflow)}[/] version {info.version}  ({escape(file)}, from"
+                      f" {FORMAT_TITLES[conversion.format]})")
+    return entries, True
+
