@@ -22,7 +22,7 @@ satisfied is skipped, with a reason, and skipping propagates.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .model import Edge, Workflow
 from .states import FAILURE_STATES, TERMINAL_TASK_STATES, RunState, TaskState
@@ -82,6 +82,10 @@ class RunPlan:
         self.outputs: dict[str, Any] = dict(outputs or {})
         self.skip_reasons: dict[str, str] = {}
         self._started: set[str] = set()
+        self._order = {tid: i for i, tid in enumerate(workflow.tasks)}
+        # Tasks whose join may have changed since ready() last looked: all at first, then the targets
+        # of each task that ends. Keeps ready() from rescanning the whole graph on every turn.
+        self._dirty: set[str] = set(workflow.tasks)
         for tid, state in (states or {}).items():
             if tid not in self.states:
                 raise ValueError(f"task {tid!r} is not in workflow {workflow.name!r}")
@@ -120,11 +124,17 @@ class RunPlan:
 
     def ready(self) -> list[str]:
         """Pending tasks whose join is satisfied and that were not handed out yet, in document order."""
-        return [
-            tid
-            for tid, state in self.states.items()
-            if state is TaskState.PENDING and tid not in self._started and self._join(tid)[0] == "start"
-        ]
+        return list(self.iter_ready())
+
+    def iter_ready(self) -> Iterator[str]:
+        """:meth:`ready`, lazily: stop iterating once you have taken enough."""
+        for tid in sorted(self._dirty, key=self._order.__getitem__):
+            if self.states[tid] is not TaskState.PENDING or tid in self._started:
+                self._dirty.discard(tid)
+            elif self._join(tid)[0] == "start":
+                yield tid
+            else:  # waiting: looked at again when one of its upstream tasks ends
+                self._dirty.discard(tid)
 
     def mark_started(self, task_id: str) -> None:
         """The runner took ``task_id`` (from :meth:`ready`)."""
@@ -144,13 +154,14 @@ class RunPlan:
         self.states[task_id] = state
         if state is TaskState.SUCCEEDED:
             self.outputs[task_id] = output
-        return self._propagate_skips(e.target for e in self.workflow.outgoing(task_id))
+        return self._propagate_skips([e.target for e in self.workflow.outgoing(task_id)])
 
     def _propagate_skips(self, candidates: Iterable[str]) -> list[tuple[str, str]]:
         skipped: list[tuple[str, str]] = []
         stack = list(candidates)
         while stack:
             tid = stack.pop()
+            self._dirty.add(tid)
             if self.states[tid] is not TaskState.PENDING or tid in self._started:
                 continue
             verdict, reason = self._join(tid)
@@ -172,7 +183,9 @@ class RunPlan:
         return [t for t, s in self.states.items() if s not in TERMINAL_TASK_STATES]
 
     def done(self) -> bool:
-        return not self.pending()
+        # From the end: the last tasks in document order are usually the last to end, so this
+        # stops at once while the run is going instead of scanning the graph on every turn.
+        return all(self.states[t] in TERMINAL_TASK_STATES for t in reversed(self.states))
 
     def outcome(self) -> RunState:
         """The run's end state; call when :meth:`done`."""

@@ -5,8 +5,10 @@ One loop owns the run. Each turn it (1) takes the attempts that ended,
 :mod:`engine.retry`, (3) records new attempts, all in one journal batch
 (one SQLite transaction), and only then (4) starts the new attempts: an
 attempt is on disk before its process exists. In-process types (``noop``,
-``condition``) run on the loop's thread; the others run on a thread each,
-in a child process of their own.
+``condition``) run on the loop's thread; the others run on a task thread each
+(up to ``max_parallel_tasks`` threads, reused), through the runner's
+executor (:mod:`engine.executors`): on this machine in a child process or
+a warm worker, or on a Dask cluster.
 
 A run can be resumed from its journal (:meth:`Runner.run` with a snapshot):
 succeeded tasks keep their outputs, a retry waiting for its backoff starts at
@@ -30,6 +32,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -81,7 +84,7 @@ class _Running:
     attempt: int
     attempt_id: int
     cancel: threading.Event
-    thread: threading.Thread | None = None
+    future: Future[None] | None = None  # the attempt's work on the runner's task threads
 
 
 @dataclass
@@ -142,6 +145,10 @@ class Runner:
         self._stop_reason: str | None = None
         self._stop_deadline: float | None = None
         self._functions: dict[str, TaskFunction] = {}
+        self._has_waiters = any(
+            (self.registry.get(t.type) is not None and self.registry[t.type].start_at is not None)
+            for t in workflow.tasks.values()
+        )
 
     # -- public -------------------------------------------------------------
 
@@ -182,6 +189,8 @@ class Runner:
         )
         self._plan = self._plan_from(snapshot)
         self._logs = LogBuffer(self.journal.append_logs)
+        # Threads are reused between attempts: starting one per attempt cost more than a short task.
+        self._threads = ThreadPoolExecutor(self.workflow.settings.max_parallel_tasks, f"run-{run_id}-task")
         started = self.clock()
         self._deadline = started + self.workflow.settings.timeout
         try:
@@ -194,6 +203,7 @@ class Runner:
             self.journal.run_ended(run_id, outcome, at=self.clock(), error=self._progress.error)
         finally:  # also on Fenced: kill what runs, write nothing more
             self._kill_all()
+            self._threads.shutdown(wait=False)
             self._logs.close()
         self.on_event(RunEvent("run", None, outcome.value, detail=self._progress.error or ""))
         return outcome
@@ -270,10 +280,13 @@ class Runner:
         slots = self.workflow.settings.max_parallel_tasks - len(self._progress.running)
         due = sorted((at, t) for t, at in self._progress.retry_due.items() if at <= now)
         candidates = [t for _, t in due]
-        for task_id in self._plan.ready():
-            # Tasks that wait before they start (delay) begin waiting now even without a free slot.
-            if len(candidates) >= slots and self.registry[self.workflow.tasks[task_id].type].start_at is None:
-                continue
+        for task_id in self._plan.iter_ready():
+            if len(candidates) >= slots:
+                if not self._has_waiters:
+                    break
+                # Tasks that wait before they start (delay) begin waiting now even without a free slot.
+                if self.registry[self.workflow.tasks[task_id].type].start_at is None:
+                    continue
             if not self._defer(task_id, now):
                 candidates.append(task_id)
         chosen = candidates[: max(slots, 0)]
@@ -391,14 +404,9 @@ class Runner:
         if task_type.inline:
             return self._ended(running, self._call(function, ctx))
         execute = self.executor.execute
-        running.thread = threading.Thread(
-            target=lambda: self._events.put(
-                self._ended(running, self._call(lambda c: execute(task_type, function, c), ctx))
-            ),
-            name=f"task-{task.id}-{running.attempt}",
-            daemon=True,
+        running.future = self._threads.submit(
+            lambda: self._events.put(self._ended(running, self._call(lambda c: execute(task_type, function, c), ctx)))
         )
-        running.thread.start()
         return None
 
     def _ended(self, running: _Running, result: AttemptResult) -> _Ended:
@@ -491,8 +499,8 @@ class Runner:
         for running in self._progress.running.values():
             running.cancel.set()
         for running in list(self._progress.running.values()):
-            if running.thread is not None:
-                running.thread.join()
+            if running.future is not None:
+                running.future.result()
 
     def _collect_killed(self, status: TaskState, error: str) -> None:
         """Record the attempts :meth:`_kill_all` ended, as ``status`` unless they ended otherwise first."""

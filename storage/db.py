@@ -78,25 +78,39 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 
 
 @contextmanager
-def write_txn(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """A write transaction opened with ``BEGIN IMMEDIATE``; nested calls join the outer one."""
+def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+    """A write transaction opened with ``BEGIN IMMEDIATE``; nested calls join the outer one.
+
+    ``durable=False`` commits without an fsync (``synchronous = NORMAL`` for this
+    commit only): the change survives a crash of any process at once, and
+    reaches the disk, in order, with the next durable commit. It is for rows
+    that matter only while this machine keeps running (an attempt's pid) or
+    that a later durable commit depends on anyway (log lines before their
+    attempt's end).
+    """
     lock: threading.RLock = db.lock  # type: ignore[attr-defined]
     with lock:
         if db.conn.in_transaction:
             yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
+        if not durable:
+            db.conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield db
-        except BaseException:
-            # SQLITE_FULL and friends may already have rolled back; that is fine.
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
-        else:
+            db.conn.execute("BEGIN IMMEDIATE")
             try:
-                db.conn.execute("COMMIT")
+                yield db
             except BaseException:
+                # SQLITE_FULL and friends may already have rolled back; that is fine.
                 if db.conn.in_transaction:
                     db.conn.execute("ROLLBACK")
                 raise
+            else:
+                try:
+                    db.conn.execute("COMMIT")
+                except BaseException:
+                    if db.conn.in_transaction:
+                        db.conn.execute("ROLLBACK")
+                    raise
+        finally:
+            if not durable:
+                db.conn.execute("PRAGMA synchronous = FULL")

@@ -50,9 +50,13 @@ class SqliteJournal:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        with write_txn(self.db):
-            self._check_fence()
-            yield
+        with self.db.lock:  # type: ignore[attr-defined]
+            outermost = not self.db.conn.in_transaction
+            with write_txn(self.db):
+                # Under BEGIN IMMEDIATE nobody else can take the run over, so once per transaction is enough.
+                if outermost:
+                    self._check_fence()
+                yield
 
     def _check_fence(self) -> None:
         for run_id in self._claimed:
@@ -127,7 +131,9 @@ class SqliteJournal:
             return int(cursor.lastrowid)
 
     def attempt_process(self, attempt_id: int, pid: int) -> None:
-        with self.batch():
+        # Only needed to kill leftovers after this process dies; after a power loss none are left.
+        with write_txn(self.db, durable=False):
+            self._check_fence()
             self.db.execute("UPDATE attempts SET pid = ? WHERE id = ?", [pid, attempt_id])
 
     def attempt_ended(
@@ -157,7 +163,8 @@ class SqliteJournal:
     def append_logs(self, lines: Sequence[LogLine]) -> None:
         if not lines:
             return
-        with write_txn(self.db):
+        # The attempt's end is committed durably after its lines, and that fsync carries them too.
+        with write_txn(self.db, durable=False):
             self.db.conn.executemany(
                 "INSERT INTO logs (run_id, task_id, attempt, ts, stream, line) VALUES (?, ?, ?, ?, ?, ?)",
                 [(l.run_id, l.task_id, l.attempt, l.ts, l.stream, l.line) for l in lines],
