@@ -18,13 +18,14 @@ from streamlit_flow.state import StreamlitFlowState
 
 from engine.model import canonical_json
 from engine.schema import WORKFLOW_SCHEMA
-from engine.validation import parse_document, validate_document
+from engine.validation import validate_document
 from storage.scheduling import webhook_token
 from storage.secrets import SecretStore
 from storage.workflows import list_workflows
 from storage.workspace import UserError
-from ui.designer import docops, flowstate, forms, palette, session, triggers_panel
+from ui.designer import docops, flowstate, forms, importing, palette, session, triggers_panel
 from ui.designer.session import BASE, DOC, FLOW_KEY, LOADED, OPEN, QP_SEEN, REV, SELECTED, SIG
+from ui.localzone import local_zone
 from ui.webstate import flash, show_flashes, workspace
 
 ws = workspace()
@@ -40,6 +41,8 @@ TOP_SPECS = forms.field_specs(
 )
 SETTINGS_SPECS = forms.field_specs(WORKFLOW_SCHEMA["$defs"]["settings"], ("settings",))
 UPLOAD_ISSUES = "designer_upload_issues"
+IMPORT_REPORT = "designer_import_report"
+IMPORT_FORMAT = "designer_import_format"
 
 
 class _Plain(dict):
@@ -164,22 +167,41 @@ def _uploaded(key: str) -> None:
     file = S.get(key)
     if file is None:
         return
-    doc_in, problems = parse_document(file.getvalue())
-    if not problems:
-        problems = docops.editable_problems(doc_in)
-    if problems:
-        S[UPLOAD_ISSUES] = (file.name, problems)
-        flash(f"{file.name} was not loaded: {len(problems)} problem(s), listed under the upload", "error")
+    source = str(S.get(IMPORT_FORMAT) or "auto")
+    result = importing.load_upload(file.getvalue(), file.name, source, timezone=local_zone())
+    if result.problems:
+        S[UPLOAD_ISSUES] = (file.name, result.problems)
+        what = "converted" if result.format != "taskloom" else "loaded"
+        flash(f"{file.name} was not {what}: {len(result.problems)} problem(s), listed under the upload", "error")
         return
     S.pop(UPLOAD_ISSUES, None)
+    if result.format == "taskloom":
+        S.pop(IMPORT_REPORT, None)
+    else:
+        S[IMPORT_REPORT] = result
+    _open_document(result.documents[0], file.name, result)
+
+
+def _open_document(doc_in: dict[str, Any], file_name: str, result: importing.Loaded | None = None) -> None:
     base, loaded = session.stored_version(ws, str(doc_in.get("name")))
     session.replace_doc(doc_in, base, loaded)
     found = validate_document(doc_in, registry)
+    converted = f" (converted from {importing.FORMAT_LABELS[result.format]})" if result and result.report else ""
     if found:
-        flash(f"loaded {file.name} with {len(found)} problem(s) (listed under the canvas); nothing is stored "
-              "until you save", "warning")
+        flash(f"loaded {file_name}{converted} with {len(found)} problem(s) (listed under the canvas); nothing is "
+              "stored until you save", "warning")
     else:
-        flash(f"loaded {file.name}; nothing is stored until you save")
+        flash(f"loaded {file_name}{converted}; nothing is stored until you save")
+
+
+def _open_converted(index: int) -> None:
+    result = S.get(IMPORT_REPORT)
+    if result is not None and 0 <= index < len(result.documents):
+        _open_document(result.documents[index], result.file, result)
+
+
+def _dismiss_report() -> None:
+    S.pop(IMPORT_REPORT, None)
 
 
 def _select(key: str) -> None:
@@ -261,14 +283,22 @@ bar[4].download_button(
     "Export JSON", data=canonical_json(doc), file_name=f"{doc.get('name') or 'workflow'}.json",
     mime="application/json", key="designer_export", on_click="ignore", width="stretch",
 )
-with st.expander("Import a workflow file"):
+report = S.get(IMPORT_REPORT)
+with st.expander("Import a workflow file", expanded=bool(report or S.get(UPLOAD_ISSUES))):
     upload_key = f"{session.prefix()}:upload"
-    st.file_uploader("Workflow JSON", type=["json"], key=upload_key, on_change=_uploaded, args=(upload_key,))
+    st.selectbox("Format", list(importing.FORMAT_LABELS), key=IMPORT_FORMAT,
+                 format_func=importing.FORMAT_LABELS.__getitem__,
+                 help="A Taskloom workflow, an Azure Logic Apps definition (or ARM template), an n8n export or a "
+                      "crontab; converted files show what each step became")
+    st.file_uploader("Workflow file", key=upload_key, on_change=_uploaded, args=(upload_key,))
     bad = S.get(UPLOAD_ISSUES)
     if bad:
         st.error(f"{bad[0]} was not loaded:")
         for issue in bad[1]:
-            st.markdown(f"- `{issue.path or '/'}` {flowstate.md_escape(issue.message)}")
+            hint = f" — _{flowstate.md_escape(issue.hint)}_" if issue.hint else ""
+            st.markdown(f"- `{issue.path or '/'}` {flowstate.md_escape(issue.message)}{hint}")
+    if report is not None:
+        importing.render_report(report, str(doc.get("name")), _open_converted, _dismiss_report, "designer_import")
 
 # -- palette (sidebar), canvas, side panel ---------------------------------------------------
 
