@@ -10,12 +10,34 @@ SQLITE_BUSY because a read snapshot went stale (sqlite.org/lang_transaction.html
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-import sqlite_utils
+
+def _import_sqlite_utils() -> Any:
+    """Import sqlite_utils without the pandas and numpy it loads whenever they are installed.
+
+    It only uses them for DataFrame and numpy-typed inserts, which Taskloom
+    never makes, and loading them (with pyarrow) took 0.3 s of every command's
+    start. Where another part of the process already imported them, nothing is
+    hidden.
+    """
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes "import name" raise ImportError
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            if sys.modules.get(name) is None:
+                del sys.modules[name]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 __all__ = ["connect", "write_txn", "BUSY_TIMEOUT_MS", "StorageError", "sqlite_version_note"]
 
