@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -166,3 +167,24 @@ def test_import_store_export_import_gives_the_same_workflow(name, ws, tmp_path):
     # converting the source again gives the same workflows: re-importing stores nothing new
     for doc in convert(raw, filename=name).documents:
         assert ws.save(replace_placeholders(doc))[1] is False
+
+
+# -- the docs' examples are what the importers give -------------------------------------------------
+
+
+@pytest.mark.parametrize(("page", "filename"), [("logicapps.md", "scores.json"), ("n8n.md", "hourly.json"),
+                                                ("crontab.md", "my.crontab")])
+def test_each_import_page_shows_what_its_example_converts_to(page, filename):
+    text = (ROOT / "docs" / "importers" / page).read_text()
+    source = re.findall(r"Input \(`[^`]+`\):\n\n```\w+\n(.*?)```", text, re.DOTALL)
+    result = re.findall(r"```json\n(.*?)```", text[text.index("\nResult"):], re.DOTALL)
+    assert source and result, f"{page} needs an Input block and a Result block"
+    expected = json.loads(result[0])
+    got = convert(source[0], filename=filename).documents
+    assert got == (expected if isinstance(expected, list) else [expected])
+
+
+def test_the_placeholder_page_links_every_import_page():
+    text = (ROOT / "docs" / "tasks" / "placeholder.md").read_text()
+    for page in ("logicapps", "n8n", "crontab"):
+        assert f"../importers/{page}.md" in text

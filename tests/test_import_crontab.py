@@ -35,7 +35,7 @@ def test_a_crontab_gives_one_valid_workflow_per_job():
     assert backup["tasks"][0]["title"] == "Nightly database backup"
     assert backup["tasks"][0]["params"] == {"command": "/opt/scripts/backup.sh --full > /var/log/backup.log 2>&1",
                                             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}}
-    assert backup["description"] == ("Imported from line 8 of the crontab jobs.crontab: 30 2 * * * "
+    assert backup["description"] == ("Imported from line 8 of jobs.crontab: 30 2 * * * "
                                      "/opt/scripts/backup.sh --full > /var/log/backup.log 2>&1")
     assert docs["cron-manage"]["triggers"][0]["cron"] == "0 * * * *"
     assert "title" not in docs["cron-manage"]["tasks"][0]  # the comment belongs to the line above it only

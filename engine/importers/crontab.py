@@ -266,6 +266,6 @@ def _workflow(job: dict[str, Any], doc_name: str, filename: str, report: Report)
         shown = f"{job['macro']} = " if job["macro"] else ""
         report.mapped(where, f"{shown}cron '{job['cron']}' ({job['zone']}) -> workflow '{doc_name}', shell task"
                       f" '{task_id}'" + (f" with env {', '.join(job['env'])}" if job["env"] else ""), task=task_id)
-    source = f"line {job['number']} of the crontab" + (f" {PurePath(filename).name}" if filename else "")
-    description = f"Imported from {source}: {job['line']}"
+    source = PurePath(filename).name if filename else "a crontab"
+    description = f"Imported from line {job['number']} of {source}: {job['line']}"
     return finish(doc_name, description=description, triggers=triggers, tasks=[task])
