@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from typing import Any
 
@@ -188,3 +189,53 @@ def test_the_placeholder_page_links_every_import_page():
     text = (ROOT / "docs" / "tasks" / "placeholder.md").read_text()
     for page in ("logicapps", "n8n", "crontab"):
         assert f"../importers/{page}.md" in text
+
+
+# -- never a crash ---------------------------------------------------------------------------------
+
+_ODD_VALUES = [None, 0, 1.5, "", "x", "@", "@{", "={{ $json }}", [], {}, [1], {"a": 1}, True, "@body('Nope')", "PTX",
+               [None]]
+
+
+def _mangle(node: Any, rng: random.Random) -> None:
+    """Replace, delete or descend into one random member of ``node``."""
+    if not isinstance(node, (dict, list)) or not node:
+        return
+    key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+    roll = rng.random()
+    if roll < 0.3:
+        node[key] = copy.deepcopy(rng.choice(_ODD_VALUES))
+    elif roll < 0.45:
+        del node[key]
+    else:
+        _mangle(node[key], rng)
+
+
+@pytest.mark.parametrize("name", [f for f in FIXTURES if f.endswith(".json")])
+def test_importing_never_crashes_on_a_mangled_file(name):
+    """A hand-edited file gives a conversion (maybe with placeholders) or a ConversionError; nothing else."""
+    rng = random.Random(name)
+    original = json.loads((DATA / name).read_text())
+    for _ in range(300):
+        data = copy.deepcopy(original)
+        for _ in range(rng.randint(1, 6)):
+            _mangle(data, rng)
+        try:
+            conversion = convert(json.dumps(data), filename=name)
+        except ConversionError as exc:
+            assert exc.issues and all(i.message for i in exc.issues)
+            continue
+        for doc in conversion.documents:
+            validate_document(doc)
+
+
+def test_importing_never_crashes_on_odd_crontab_lines():
+    rng = random.Random(7)
+    words = ["*", "*/5", "0", "61", "1-5", "mon", "@daily", "@reboot", "@nope", "%", "\\%", "{{", "${#x}", "'", '"',
+             "/bin/x.sh", "cd", "&&", "X=1", "CRON_TZ=Europe/Paris", "CRON_TZ=Bad", "SHELL=/bin/zsh", "#", "L", "7"]
+    for _ in range(500):
+        text = "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(1, 8))) for _ in range(rng.randint(1, 5)))
+        try:
+            convert(text, "crontab")
+        except ConversionError as exc:
+            assert exc.issues

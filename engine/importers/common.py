@@ -27,6 +27,8 @@ __all__ = [
     "finish",
     "pointer_join",
     "for_task",
+    "as_dict",
+    "as_list",
 ]
 
 _SLUG_BAD = re.compile(r"[^a-z0-9_-]+")
@@ -124,6 +126,16 @@ def placeholder_task(
         task["title"] = title
     task["params"] = {"source": source, "what": what, "reason": reason, "todo": todo, "original": original}
     return task
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else ``{}``: converters read hand-edited files defensively."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else ``[]``."""
+    return value if isinstance(value, list) else []
 
 
 def for_task(todo: str, task_id: str) -> str:

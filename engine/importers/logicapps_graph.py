@@ -237,10 +237,16 @@ class ActionGraph:
         if isinstance(action.get("description"), str) and action["description"]:
             task["description"] = action["description"]
         body = loop_body(action) if kind == "foreach" else None
-        step = self._foreach(name, action, body, task_id) if body else (
-            None if kind == "foreach" else convert_step(action, StepContext(self.ctx, task_id)))
+        unreadable = ""
+        try:
+            step = self._foreach(name, action, body, task_id) if body else (
+                None if kind == "foreach" else convert_step(action, StepContext(self.ctx, task_id)))
+        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+            # a hand-edited action whose inputs have an unexpected shape: keep it, never crash
+            step, unreadable = None, f"its inputs have an unexpected shape ({type(exc).__name__}: {exc})"
         if step is None:
             reason, todo = placeholder_todo(action)
+            reason = unreadable or reason
             what = f"Logic Apps action '{name}' ({action.get('type')})"
             task = {**placeholder_task(task_id, source="logicapps", what=what, reason=reason, todo=todo,
                                        original=action, title=title), **{k: v for k, v in task.items() if k != "id"}}

@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from .common import Ids, for_task, finish, name_from_file, placeholder_task, pointer_join, short_json, slug
+from .common import Ids, as_dict, as_list, for_task, finish, name_from_file, placeholder_task, pointer_join, short_json, slug
 from .n8n_nodes import CONVERTERS, NAMED, NodeContext, placeholder_todo, short_type
 from .report import ConversionError, Report, ReportItem
+from .wdl import Untranslatable
 from .windows_tz import iana_zone
 
 __all__ = ["convert_n8n", "looks_like_n8n"]
@@ -90,8 +91,9 @@ class _Converter:
         self.settings = settings
         for source, outputs in self._main_connections():
             for targets in outputs:
-                for target in targets or []:
-                    if isinstance(target, dict) and target.get("node") in self.upstream:
+                for target in as_list(targets):
+                    if isinstance(target, dict) and isinstance(target.get("node"), str) and \
+                            target["node"] in self.upstream:
                         if source not in self.upstream[target["node"]]:
                             self.upstream[target["node"]].append(source)
 
@@ -127,9 +129,20 @@ class _Converter:
             return f"tasks.{task_id}.output.json", None
         if short == "set":
             return f"tasks.{task_id}.output", None
-        if short == "code" and str((node.get("parameters") or {}).get("language", "")).lower().startswith("python"):
+        if short == "code" and str(as_dict(node.get("parameters")).get("language", "")).lower().startswith("python"):
             return f"tasks.{task_id}.output[0]", None
         return None
+
+    def _ancestors(self, node_name: str) -> set[str]:
+        """Every node that runs before ``node_name`` (through connections)."""
+        seen: set[str] = set()
+        stack = list(self.upstream[node_name])
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.upstream.get(name, []))
+        return seen
 
     def _data_upstream(self, node_name: str) -> list[str]:
         """The upstream nodes whose items ``$json`` may mean: triggers other than a webhook bring no data."""
@@ -208,7 +221,14 @@ class _Converter:
         except (TypeError, ValueError):
             version = 1.0
         ups = self._data_upstream(name)
-        ctx = NodeContext(ups, self.base, task_id, self.items_of(ups[0]) if len(ups) == 1 else "")
+        before = self._ancestors(name)
+
+        def base(other: str) -> tuple[str, str | None] | None:
+            if other not in before:
+                raise Untranslatable(f"node {other!r} does not run before {name!r}")
+            return self.base(other)
+
+        ctx = NodeContext(ups, base, task_id, self.items_of(ups[0]) if len(ups) == 1 else "")
         task: dict[str, Any] = {"id": task_id, "title": name}
         if isinstance(node.get("notes"), str) and node["notes"].strip():
             task["description"] = node["notes"].strip()
@@ -219,15 +239,21 @@ class _Converter:
                                 "delete it, or replace it with the converted node", task=task_id)
         else:
             converter = CONVERTERS.get(short)
-            step = converter(params, version, ctx) if converter else (
-                NAMED[short](params, version, ctx, name) if short in NAMED else None)
+            unreadable = ""
+            try:
+                step = converter(params, version, ctx) if converter else (
+                    NAMED[short](params, version, ctx, name) if short in NAMED else None)
+            except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+                # a hand-edited node whose parameters have an unexpected shape: keep it, never crash
+                step, unreadable = None, f"its parameters have an unexpected shape ({type(exc).__name__}: {exc})"
             if step is None:
                 todo = placeholder_todo(node["type"])
                 original = {k: v for k, v in node.items() if k != "position"}
-                task = {**placeholder_task(task_id, source="n8n", what=what, reason="no Taskloom equivalent"
-                                           " for this node (or these settings)", todo=todo, original=original),
+                reason = unreadable or "no Taskloom equivalent for this node (or these settings)"
+                task = {**placeholder_task(task_id, source="n8n", what=what, reason=reason, todo=todo,
+                                           original=original),
                         **{k: v for k, v in task.items() if k != "id"}}
-                self.report.placeholder(where, f"{what} has no Taskloom equivalent", for_task(todo, task_id),
+                self.report.placeholder(where, f"{what}: {reason}", for_task(todo, task_id),
                                         task=task_id)
             else:
                 task.update(type=step.type, params=step.params)
@@ -282,9 +308,10 @@ class _Converter:
                                         " imported", "")
             source = self.nodes[self.index[source_name]]
             from_task = self.task_ids.get(source_name)
-            for output, targets in enumerate(by_type.get("main") or []):
-                for target in targets or []:
+            for output, targets in enumerate(as_list(by_type.get("main"))):
+                for target in as_list(targets):
                     target_name = target.get("node") if isinstance(target, dict) else None
+                    target_name = target_name if isinstance(target_name, str) else None
                     if target_name not in self.task_ids:
                         if target_name not in self.index:
                             self.report.flagged(pointer_join(where, "main", output), f"a connection to"

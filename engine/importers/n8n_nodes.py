@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from ..specs.http import METHODS
-from .common import short_json
+from .common import as_dict, as_list, short_json
 from .n8n_expr import Base, is_expression, to_expression, translate_n8n
 from .wdl import Untranslatable
 
@@ -291,14 +291,14 @@ def _if(params: dict[str, Any], version: float, ctx: NodeContext) -> Step:
     try:
         if isinstance(conditions.get("conditions"), list):  # version 2 and later
             joiner = " or " if conditions.get("combinator") == "or" else " and "
-            for rule in conditions["conditions"]:
+            for rule in map(as_dict, conditions["conditions"]):
                 operator = rule.get("operator") if isinstance(rule.get("operator"), dict) else {}
                 op = str(operator.get("operation", "equals"))
                 parts.append(_compare(_operand(rule.get("leftValue"), ctx), op, _operand(rule.get("rightValue"), ctx)))
         else:
             joiner = " or " if params.get("combineOperation") == "any" else " and "
             for kind in ("boolean", "number", "string", "dateTime"):
-                for rule in conditions.get(kind) or []:
+                for rule in map(as_dict, as_list(conditions.get(kind))):
                     op = str(rule.get("operation", "equal"))
                     parts.append(_compare(_operand(rule.get("value1"), ctx), op, _operand(rule.get("value2"), ctx)))
         expression = joiner.join(parts) if parts else "true"
@@ -366,7 +366,7 @@ def _wait(params: dict[str, Any], version: float, ctx: NodeContext) -> Step | No
     try:
         seconds = float(amount) * _WAIT_UNITS.get(str(unit), 1)
     except (TypeError, ValueError):
-        seconds = 0
+        seconds = 0.0
         notes.append(f"amount {amount!r} is not a number; set params.seconds")
     if str(unit) not in _WAIT_UNITS:
         notes.append(f"unit {unit!r} is unknown; seconds are used")
