@@ -165,3 +165,23 @@ def test_the_console_script_imports_a_converted_file(home, tmp_path):
     assert good.returncode == 0 and "imported trycatch-logicapp version 1" in good.stdout
     listed = taskloom(home, "list", "--json")
     assert [w["name"] for w in json.loads(listed.stdout)] == ["trycatch-logicapp"]
+
+
+def test_output_and_name_work_for_taskloom_files_too(invoke, home, tmp_path):
+    written = invoke("import", str(ROOT / "assets" / "examples" / "hello.json"), "-o", str(tmp_path / "h.json"),
+                     "--name", "greet")
+    assert written.exit_code == 0 and "wrote greet" in written.output and "(valid)" in written.output
+    assert json.loads((tmp_path / "h.json").read_text())["name"] == "greet" and stored(home) == {}
+    renamed = invoke("import", str(ROOT / "assets" / "examples" / "hello.json"), "--name", "greet")
+    assert renamed.exit_code == 0 and "imported greet version 1" in renamed.output
+    assert stored(home) == {"greet": 1}
+
+
+def test_several_workflows_of_one_file_never_share_a_name(invoke, home, tmp_path):
+    template = json.loads((DATA / "arm.logicapp.json").read_text())
+    template["resources"].append(json.loads(json.dumps(template["resources"][1])))
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(template))
+    result = invoke("import", str(path), "--name", "report", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report-2.json", "report.json"]

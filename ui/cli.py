@@ -89,8 +89,8 @@ def schema() -> None:
 @click.option("--from", "source", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="The files' format; auto recognises each of them.")
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Write converted workflows to this file (a folder for several) instead of storing them.")
-@click.option("--name", default=None, help="Name of the converted workflow (a crontab's name prefix).")
+              help="Write the (converted) workflows to this file (a folder for several) instead of storing them.")
+@click.option("--name", default=None, help="Store the workflow under this name (a crontab's name prefix).")
 @click.option("--timezone", default=None,
               help="Time zone of a crontab's schedules (default: this machine's, as cron did).")
 @click.pass_context
@@ -108,8 +108,11 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
     An invalid file is reported with its problems and stores nothing. A file
     identical to the current version stores nothing new.
 
-    Example: taskloom import assets/examples/*.json
-    Example: taskloom import --from n8n flow.json -o converted.json
+    \b
+    Examples:
+      taskloom import assets/examples/*.json
+      taskloom import --from n8n flow.json -o converted.json
+      crontab -l > my.crontab && taskloom import my.crontab
     """
     results, failed = [], False
     with _workspace(ctx) as ws:
@@ -120,7 +123,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
                     kind = sniff(Path(file).read_bytes(), file) or "taskloom"
                 except OSError:
                     kind = "taskloom"  # the plain import says it cannot read the file
-            if kind != "taskloom":
+            if kind != "taskloom" or output or name:
                 entries, ok = import_converted(
                     ws, file, kind, message=message, as_json=as_json, output=output, name=name, timezone=timezone,
                     several_files=len(files) > 1,

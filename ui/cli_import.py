@@ -1,4 +1,4 @@
-"""``taskloom import --from logicapps|n8n|crontab``: convert, report, then store or write.
+"""``taskloom import --from logicapps|n8n|crontab`` (and ``-o``, ``--name``): convert, report, store or write.
 
 What happens to a converted file:
 
@@ -95,7 +95,7 @@ def import_converted(
         what = FORMAT_TITLES.get(source, "a known format") if source != "auto" else "a known format"
         err.print(f"[red]error:[/] {escape(file)} could not be converted from {escape(what)}; nothing stored")
         return [], False
-    if not as_json:
+    if not as_json and conversion.format != "taskloom":
         print_report(conversion, file)
         if conversion.format == "crontab":
             why = "given with --timezone" if timezone else "this machine's, as cron did; --timezone to change"
@@ -124,7 +124,8 @@ def import_converted(
         err.print(f"[red]error:[/] {escape(file)}: nothing stored. Replace what the problems name, or write the"
                   f" converted workflow with -o FILE.json, fix it there and import that file")
         return [_entry(file, conversion, doc, issues) for doc, issues in checked], False
-    note = message or f"converted from {FORMAT_TITLES[conversion.format]}: {Path(file).name}"
+    note = message if message or conversion.format == "taskloom" else (
+        f"converted from {FORMAT_TITLES[conversion.format]}: {Path(file).name}")
     entries = []
     try:
         with write_txn(ws.db):
@@ -137,7 +138,7 @@ def import_converted(
         entries.append(_entry(file, conversion, doc, [], version=info.version, created=created))
         if not as_json:
             verb = "imported" if created else "unchanged,"
-            out.print(f"{verb} [bold]{escape(info.workflow)}[/] version {info.version}  ({escape(file)}, from"
-                      f" {FORMAT_TITLES[conversion.format]})")
+            source = "" if conversion.format == "taskloom" else f", from {FORMAT_TITLES[conversion.format]}"
+            out.print(f"{verb} [bold]{escape(info.workflow)}[/] version {info.version}  ({escape(file)}{source})")
     return entries, True
 

@@ -102,13 +102,15 @@ def convert_logicapps(data: Any, *, filename: str = "", name: str | None = None)
                                                                                                list[ReportItem]]]:
     """Each workflow of a Logic Apps file as ``(document, report items)``; raises :class:`ConversionError`."""
     found = _definitions(data)
-    out = []
-    for index, (path, definition, values, own_name) in enumerate(found):
+    out, taken = [], set()
+    for path, definition, values, own_name in found:
         fallback = name_from_file(filename, "logic-app")
         wanted = name or own_name
-        doc_name = slug(wanted, fallback) if wanted else fallback
-        if len(found) > 1 and not own_name:
-            doc_name = f"{doc_name}-{index + 1}"
+        doc_name = base = slug(wanted, fallback) if wanted else fallback
+        n = 2
+        while doc_name in taken:  # several workflows in one template never share a name
+            doc_name, n = f"{base[:60]}-{n}", n + 1
+        taken.add(doc_name)
         report = Report(doc_name)
         doc = _convert_one(_check(definition, path), path, values, doc_name, own_name, filename, report)
         out.append((doc, report.items))
