@@ -263,3 +263,13 @@ def test_a_taskloom_document_is_not_mistaken_for_n8n():
     with pytest.raises(ConversionError) as caught:
         convert(json.dumps({"format": "taskloom/v1", "name": "x", "tasks": []}), "n8n")
     assert "not an n8n export" in str(caught.value)
+
+
+def test_set_fields_keep_their_declared_types():
+    assignments = [{"name": "n", "value": "5", "type": "number"}, {"name": "f", "value": "2.5", "type": "number"},
+                   {"name": "ok", "value": "true", "type": "boolean"}, {"name": "o", "value": '{"a": [1]}', "type": "object"},
+                   {"name": "l", "value": "[1, 2]", "type": "array"}, {"name": "s", "value": "5", "type": "string"},
+                   {"name": "bad", "value": "five", "type": "number"}]
+    doc, _, _ = one(workflow([node("Set", "set", {"assignments": {"assignments": assignments}}, version=3.4)]))
+    assert tasks(doc)["Set"]["params"]["value"] == {"n": 5, "f": 2.5, "ok": True, "o": {"a": [1]}, "l": [1, 2], "s": "5",
+                                                    "bad": "five"}

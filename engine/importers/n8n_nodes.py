@@ -320,6 +320,24 @@ def _set_path(target: dict[str, Any], name: str, value: Any, dotted: bool) -> No
     target[keys[-1]] = value
 
 
+def _typed(value: Any, kind: str) -> Any:
+    """A Set field's literal value as its declared type (n8n's form keeps numbers and JSON as text)."""
+    if not isinstance(value, str) or is_expression(value):
+        return value
+    try:
+        if kind == "number":
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value else number
+        if kind == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind in ("object", "array"):
+            parsed = json.loads(value)
+            return parsed if isinstance(parsed, dict if kind == "object" else list) else value
+    except ValueError:
+        return value
+    return value
+
+
 def _set(params: dict[str, Any], version: float, ctx: NodeContext) -> Step:
     notes: list[str] = []
     value: dict[str, Any] = {}
@@ -333,7 +351,8 @@ def _set(params: dict[str, Any], version: float, ctx: NodeContext) -> Step:
     if isinstance(assignments, list):
         for item in assignments:
             if isinstance(item, dict) and item.get("name"):
-                _set_path(value, str(item["name"]), _t(item.get("value"), ctx, notes, str(item["name"])), dotted)
+                typed = _typed(item.get("value"), str(item.get("type", "string")))
+                _set_path(value, str(item["name"]), _t(typed, ctx, notes, str(item["name"])), dotted)
         keep_input = params.get("includeOtherFields") is True
     else:
         values = params.get("values") if isinstance(params.get("values"), dict) else {}
