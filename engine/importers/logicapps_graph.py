@@ -122,17 +122,21 @@ class LaContext:
 
     # wdl.Context
     def action(self, name: str) -> tuple[str, str] | None:
+        """See :class:`.wdl.Context`."""
         if name not in self.task_ids:
             return None
         return self.task_ids[name], self.kinds[name]
 
     def param(self, name: str) -> str | None:
+        """See :class:`.wdl.Context`."""
         return self.params.get(name)
 
     def variable(self, name: str) -> str | None:
+        """See :class:`.wdl.Context`."""
         return None if name in self.changed else self.variables.get(name)
 
     def loop(self, name: str | None) -> bool:
+        """See :class:`.wdl.Context`."""
         return self.current_loop is not None and (name is None or name == self.current_loop)
 
 
@@ -223,6 +227,7 @@ class ActionGraph:
 
     def action(self, name: str, action: dict[str, Any], path: str, entry: list[tuple[str, str]],
                siblings: set[str]) -> None:
+        """Convert one action of a container: its task (or the tasks of a Scope or If) and the edges into it."""
         incoming = self._incoming(name, action, path, entry, siblings)
         task_id = self.ctx.task_ids[name]
         title = name.replace("_", " ")

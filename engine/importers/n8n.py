@@ -113,6 +113,7 @@ class _Converter:
     # -- what downstream expressions can read ------------------------------------
 
     def base(self, node_name: str, seen: frozenset[str] = frozenset()) -> tuple[str, str | None] | None:
+        """How templates read a node's item JSON (see :data:`.n8n_expr.Base`); None when they cannot."""
         if node_name not in self.index or node_name in seen:
             return None
         node = self.nodes[self.index[node_name]]
@@ -174,6 +175,7 @@ class _Converter:
     # -- the document ----------------------------------------------------------
 
     def document(self, doc_name: str, filename: str) -> dict[str, Any]:
+        """The converted workflow; the report fills as it goes."""
         for node in self.nodes:
             if self._kind(node) == "task":
                 self.task_ids[node["name"]] = self.ids.take(node["name"], "node")
@@ -224,6 +226,7 @@ class _Converter:
         before = self._ancestors(name)
 
         def base(other: str) -> tuple[str, str | None] | None:
+            """Like :meth:`base`, for nodes that run before this one only."""
             if other not in before:
                 raise Untranslatable(f"node {other!r} does not run before {name!r}")
             return self.base(other)

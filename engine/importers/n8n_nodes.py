@@ -34,6 +34,8 @@ class NodeContext:
 
 @dataclass
 class Step:
+    """A converted node: the task's type and params, a sentence for the report, what did not convert exactly."""
+
     type: str
     params: dict[str, Any]
     summary: str

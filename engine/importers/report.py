@@ -43,6 +43,7 @@ class ReportItem:
     workflow: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
+        """The item as JSON (``taskloom import --json`` prints these)."""
         return {
             "path": self.path, "kind": self.kind, "message": self.message, "hint": self.hint,
             "task": self.task, "workflow": self.workflow,
@@ -61,15 +62,19 @@ class Report:
         self.workflow = workflow
 
     def mapped(self, path: str, message: str, *, task: str | None = None) -> None:
+        """A step converted to its equivalent."""
         self.items.append(ReportItem(path, "mapped", message, "", task, self.workflow))
 
     def flagged(self, path: str, message: str, hint: str = "", *, task: str | None = None) -> None:
+        """A step converted approximately, or an expression kept verbatim: ``hint`` says what to check."""
         self.items.append(ReportItem(path, "flagged", message, hint, task, self.workflow))
 
     def placeholder(self, path: str, message: str, hint: str, *, task: str | None = None) -> None:
+        """A step kept as a placeholder task: ``hint`` says what to replace it with."""
         self.items.append(ReportItem(path, "placeholder", message, hint, task, self.workflow))
 
     def extend(self, items: Iterable[ReportItem]) -> None:
+        """Add items made elsewhere."""
         self.items.extend(items)
 
 

@@ -53,6 +53,7 @@ def load_upload(raw: bytes, filename: str, source: str = "auto", *, timezone: st
 
 
 def report_summary(loaded: Loaded) -> str:
+    """One line: the file, the format, how many workflows, placeholders, items to check and mapped."""
     counts = {k: sum(1 for i in loaded.report if i["kind"] == k) for k in _ORDER}
     n = len(loaded.documents)
     return (f"{loaded.file} converted from {FORMAT_TITLES[loaded.format]}: {n} workflow{'s' if n != 1 else ''},"
