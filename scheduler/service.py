@@ -25,6 +25,7 @@ from typing import Any, Callable
 from engine.firing import FiringError, firings_between, next_firings
 from engine.fireplan import MISFIRE_GRACE, overlap_action, plan_due
 from engine.model import Trigger, Workflow
+from storage import failpoints
 from storage.db import write_txn
 from storage.scheduling import (
     Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
@@ -232,6 +233,7 @@ class Scheduler:
         )
         if firing_id is None:
             return  # claimed before (another scheduler, or before a restart): at most one run per instant
+        failpoints.hit("scheduler.after_claim")
         active = active_runs(self.ws.db, workflow.name)
         policy = workflow.settings.overlap
         if policy == "skip" and (reason.startswith("caught up") or trigger.type in POLLED_TRIGGERS):

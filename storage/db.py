@@ -39,6 +39,8 @@ def _import_sqlite_utils() -> Any:
 
 sqlite_utils = _import_sqlite_utils()
 
+from . import failpoints  # noqa: E402
+
 __all__ = ["connect", "write_txn", "BUSY_TIMEOUT_MS", "StorageError", "sqlite_version_note"]
 
 BUSY_TIMEOUT_MS = 30_000
@@ -128,6 +130,7 @@ def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sq
                 raise
             else:
                 try:
+                    failpoints.hit("storage.commit")
                     db.conn.execute("COMMIT")
                 except BaseException:
                     if db.conn.in_transaction:
