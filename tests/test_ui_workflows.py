@@ -268,6 +268,16 @@ def test_bad_file_shows_issues_with_paths_and_stores_nothing(ws: Workspace, page
     assert list_workflows(ws.db) == []
 
 
+def test_a_file_of_another_tool_is_pointed_to_the_converter_and_stores_nothing(ws: Workspace, page):
+    n8n = (Path(__file__).parent / "data" / "import" / "orders.n8n.json").read_bytes()
+    at = page()
+    at.file_uploader(key="import_file").set_value(("orders.json", n8n, "application/json"))
+    run(at.button(key="import_file_go").click())
+    assert any("orders.json is n8n, not a Taskloom workflow" in e.value and "Designer's Import" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert list_workflows(ws.db) == []
+
+
 def test_paste_import(ws: Workspace, page):
     at = page()
     at.text_area(key="import_text").input(json.dumps(example("daily-copy")))

@@ -27,6 +27,7 @@ import streamlit as st
 
 from engine.diff import FieldChange, Item, WorkflowDiff, diff_documents, format_value, text_diff
 from engine.firing import TIME_TRIGGER_TYPES, FiringError, next_firings
+from engine.importers import FORMAT_TITLES, sniff
 from engine.model import Workflow, canonical_json
 from storage.db import write_txn
 from storage.runs import list_runs
@@ -321,7 +322,13 @@ def _import(source: str) -> None:
                 before = None
             info, created = ws.save(doc, message=message)
     except UserError as exc:
-        st.session_state["_import_result"] = {"error": str(exc), "issues": _issue_rows(exc)}
+        error = str(exc)
+        kind = sniff(raw, where)
+        if kind not in (None, "taskloom"):
+            error = (f"{where} is {FORMAT_TITLES[kind]}, not a Taskloom workflow: convert it with the Designer's"
+                     " Import (it shows what maps and what to replace), or run: taskloom import FILE")
+        st.session_state["_import_result"] = {"error": error, "issues": [] if kind not in (None, "taskloom")
+                                              else _issue_rows(exc)}
         return
     if before is None:
         text = f"created workflow {info.workflow} (version 1) from {where}"
