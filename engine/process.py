@@ -8,14 +8,15 @@ take down shell pipelines and background grandchildren too.
 
 :func:`run_process` reads stdout and stderr in the calling thread with
 :mod:`selectors`, so neither pipe can fill up and stall the child, and splits
-the bytes into lines (pieces of at most ``max_line_bytes``, so memory stays
-bounded whatever the child writes). It enforces the timeout, the cancel event
+the bytes into lines (cut at ``max_line_bytes``, the cut recorded, so memory
+stays bounded whatever the child writes). It enforces the timeout, the cancel event
 and a short drain period after the child exits. When it returns, the child
 has been reaped and no process of its group is left alive.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import selectors
 import signal
@@ -24,6 +25,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+from .logtext import DEFAULT_MAX_LINE_BYTES, cut_marker, utf8_boundary
 
 __all__ = ["ProcessResult", "run_process", "kill_process_group", "group_members", "kill_leftover_group"]
 
@@ -60,13 +63,15 @@ def run_process(
     on_start: Callable[[int], None] | None = None,
     stdin_data: bytes | None = None,
     drain: float = 0.5,
-    max_line_bytes: int = 1_000_000,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ProcessResult:
     """Run ``argv`` in a new process group and deliver its output line by line.
 
     ``on_line(stream, text)`` gets ``"stdout"`` or ``"stderr"`` and one line
-    without its line ending, decoded as UTF-8 with ``backslashreplace``. A line
-    longer than ``max_line_bytes`` arrives in several pieces.
+    without its line ending (``\\n`` or ``\\r\\n``), decoded as UTF-8 with
+    ``backslashreplace``. A line longer than ``max_line_bytes`` bytes is cut:
+    its start arrives ending with ``… [cut N bytes]`` (N the bytes not
+    delivered), and the rest is counted, never held in memory.
 
     When ``timeout`` passes or ``cancel`` is set, the group gets SIGTERM, then
     SIGKILL after ``grace`` seconds if the main child is still running. After
@@ -343,52 +348,70 @@ class _Supervisor:
 
 
 class _LineSplitter:
-    """Turns one stream's chunks into on_line calls, holding the partial last line."""
+    """Turns one stream's chunks into on_line calls, holding at most ``max_line_bytes`` of the current line.
+
+    A longer line is cut: its first ``max_line_bytes`` bytes are delivered
+    with :func:`engine.logtext.cut_marker` saying how many bytes followed, and
+    those bytes are counted, never held, however long the line goes on.
+    """
 
     def __init__(self, stream: str, on_line: Callable[[str, str], None], max_line_bytes: int) -> None:
         self._stream = stream
         self._on_line = on_line
         self._max = max_line_bytes
-        self._partial = b""
+        self._partial = b""  # the start of the current line, at most max_line_bytes
+        self._cut = 0  # bytes of the current line past the cap
+        self._cut_last = b""  # the last byte cut: a CRLF's CR is not counted as cut
 
     def feed(self, data: bytes) -> None:
-        """Deliver every complete line in `data`; keep the rest for later."""
-        if self._partial:
-            data = self._partial + data
+        """Deliver every complete line in `data`; keep (the start of) the rest for later."""
         lines = data.split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._emit(line[:-1] if line.endswith(b"\r") else line)
-        if len(self._partial) > self._max:
-            self._partial = self._emit_pieces(self._partial)
+        rest = lines.pop()
+        if lines:
+            self._add(lines[0])
+            self._end_line()
+            for line in itertools.islice(lines, 1, None):
+                if len(line) <= self._max:
+                    self._emit(line)
+                else:
+                    self._add(line)
+                    self._end_line()
+        self._add(rest)
 
     def finish(self) -> None:
         """At EOF, deliver the last line even though it has no newline."""
+        if self._partial or self._cut:
+            self._end_line()
+
+    def _add(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._cut:
+            self._cut += len(data)
+            self._cut_last = data[-1:]
+            return
         if self._partial:
-            self._emit(self._partial)
-            self._partial = b""
+            data = self._partial + data
+        if len(data) > self._max:
+            at = utf8_boundary(data, self._max)
+            self._cut, self._cut_last = len(data) - at, data[-1:]
+            data = data[:at]
+        self._partial = data
+
+    def _end_line(self) -> None:
+        line, cut = self._partial, self._cut
+        self._partial, self._cut = b"", 0
+        if cut and self._cut_last == b"\r":
+            cut -= 1
+        if cut:
+            self._on_line(self._stream, line.decode("utf-8", "backslashreplace") + cut_marker(cut))
+        else:
+            self._emit(line)
 
     def _emit(self, line: bytes) -> None:
-        if len(line) > self._max:
-            line = self._emit_pieces(line)
+        if line.endswith(b"\r"):
+            line = line[:-1]
         self._on_line(self._stream, line.decode("utf-8", "backslashreplace"))
-
-    def _emit_pieces(self, data: bytes) -> bytes:
-        """Deliver leading pieces of `data` while it is too long; return the non-empty rest."""
-        while len(data) > self._max:
-            cut = _utf8_cut(data, self._max)
-            self._on_line(self._stream, data[:cut].decode("utf-8", "backslashreplace"))
-            data = data[cut:]
-        return data
-
-
-def _utf8_cut(data: bytes, limit: int) -> int:
-    """An index <= limit to split `data` at, not inside a UTF-8 character if avoidable."""
-    for back in range(4):  # a UTF-8 character has at most 3 continuation bytes
-        cut = limit - back
-        if cut > 0 and data[cut] & 0xC0 != 0x80:
-            return cut
-    return limit
 
 
 def group_members(pgid: int) -> list[int]:
