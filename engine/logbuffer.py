@@ -1,9 +1,22 @@
-"""Batching captured log lines into the journal.
+"""Capturing an attempt's log lines safely and batching them into the journal.
 
-Task threads append lines; a flusher thread writes them in one transaction
-every ``interval`` seconds or as soon as ``batch_size`` lines wait. A task
-that prints faster than the disk can take is slowed down (the append blocks
-once ``max_pending`` lines wait) rather than losing lines or memory.
+:class:`AttemptLog` is the ``ctx.log`` of one attempt: it masks secrets,
+escapes control characters and applies the caps of :class:`engine.logtext.LogLimits`
+to every line, whatever path the line took (a child process, a warm worker,
+a Dask worker, a task implementation's own notes):
+
+* a line over ``max_line_bytes`` is stored cut, ending with ``… [cut N bytes]``;
+* once an attempt has stored ``max_lines_per_attempt`` lines or
+  ``max_bytes_per_attempt`` bytes, a ``system`` line says so and its further
+  lines are counted and dropped; the task is neither slowed nor failed, and
+  when the attempt ends a ``system`` line says how many lines and bytes were
+  not stored.
+
+:class:`LogBuffer` takes the lines from task threads; a flusher thread
+writes them in one transaction every ``interval`` seconds or as soon as
+``batch_size`` lines wait. A task that prints faster than the disk can take
+is slowed down (the append blocks once ``max_pending`` lines or
+``max_pending_chars`` characters wait) rather than losing lines or memory.
 """
 
 from __future__ import annotations
@@ -12,8 +25,9 @@ import threading
 from typing import Callable, Sequence
 
 from .journal import LogLine
+from .logtext import LogLimits, cap_line, escape_line, utf8_len
 
-__all__ = ["LogBuffer"]
+__all__ = ["LogBuffer", "AttemptLog"]
 
 
 class LogBuffer:
@@ -26,12 +40,15 @@ class LogBuffer:
         interval: float = 0.2,
         batch_size: int = 5_000,
         max_pending: int = 100_000,
+        max_pending_chars: int = 32 * 1024 * 1024,
     ) -> None:
         self._write = write
         self._interval = interval
         self._batch_size = batch_size
         self._max_pending = max_pending
+        self._max_pending_chars = max_pending_chars
         self._lines: list[LogLine] = []
+        self._chars = 0  # characters of the lines waiting: long lines bound memory before many lines do
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -40,11 +57,15 @@ class LogBuffer:
         self._thread.start()
 
     def append(self, line: LogLine) -> None:
+        """Queue ``line``; block while the buffer is full (the flusher empties it)."""
         with self._cond:
-            while len(self._lines) >= self._max_pending and not self._closed:
+            while (
+                len(self._lines) >= self._max_pending or (self._lines and self._chars >= self._max_pending_chars)
+            ) and not self._closed:
                 self._cond.notify_all()
                 self._cond.wait(0.5)
             self._lines.append(line)
+            self._chars += len(line.line)
             if len(self._lines) >= self._batch_size:
                 self._cond.notify_all()
 
@@ -52,7 +73,7 @@ class LogBuffer:
         """Write every line appended so far before returning."""
         with self._write_lock:
             with self._cond:
-                lines, self._lines = self._lines, []
+                lines, self._lines, self._chars = self._lines, [], 0
                 self._cond.notify_all()
             if lines:
                 self._write(lines)
@@ -79,3 +100,79 @@ class LogBuffer:
         self.flush()
         if self._error is not None:
             raise self._error
+
+
+class AttemptLog:
+    """The ``log(stream, line)`` of one attempt: masks, escapes and caps each line, then appends it.
+
+    ``max_line_bytes`` is public: output readers (:func:`engine.logtext.line_cap`)
+    cut long lines to it as they read, so a huge line is never held whole.
+    Thread-safe: a task may log from several threads.
+    """
+
+    def __init__(
+        self,
+        append: Callable[[LogLine], None],
+        run_id: int,
+        task_id: str,
+        attempt: int,
+        *,
+        clock: Callable[[], float],
+        limits: LogLimits,
+        mask: Callable[[str], str] | None = None,
+    ) -> None:
+        self.max_line_bytes = limits.max_line_bytes
+        self.limits = limits
+        self._max_lines, self._max_bytes = limits.max_lines_per_attempt, limits.max_bytes_per_attempt
+        self.stored_lines = 0
+        self.stored_bytes = 0
+        self.dropped_lines = 0  # lines not stored because a per-attempt cap was reached
+        self.dropped_bytes = 0
+        self._append, self._run_id, self._task_id, self._attempt = append, run_id, task_id, attempt
+        self._clock = clock
+        self._mask = mask
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __call__(self, stream: str, line: str) -> None:
+        with self._lock:
+            if self.dropped_lines:
+                self.dropped_lines += 1
+                self.dropped_bytes += utf8_len(line)
+                return
+            text = escape_line(line if self._mask is None else self._mask(line))
+            if len(text) * 4 > self.max_line_bytes:  # else it fits whatever its characters
+                text = cap_line(text, self.max_line_bytes)
+            size = len(text) if text.isascii() else utf8_len(text)
+            if self.stored_lines >= self._max_lines or self.stored_bytes + size > self._max_bytes:
+                self.dropped_lines, self.dropped_bytes = 1, utf8_len(line)
+                self._system(
+                    f"log cap reached: {self.stored_lines:,} lines ({self.stored_bytes:,} bytes) stored,"
+                    f" {self._which_cap()}; the task goes on, its further lines are counted, not stored"
+                )
+                return
+            self.stored_lines += 1
+            self.stored_bytes += size
+            self._append(LogLine(self._run_id, self._task_id, self._attempt, self._clock(), stream, text))
+
+    def close(self) -> None:
+        """The attempt ended: say how much output the per-attempt caps kept out, if any (once)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.dropped_lines:
+                self._system(
+                    f"{self.dropped_lines:,} lines ({self.dropped_bytes:,} bytes) of this attempt were not stored:"
+                    f" the log cap was reached after {self.stored_lines:,} lines ({self.stored_bytes:,} bytes);"
+                    " raise logs.max_lines_per_attempt or logs.max_bytes_per_attempt to keep more"
+                )
+
+    def _which_cap(self) -> str:
+        """The per-attempt cap that stopped storing, in words."""
+        if self.stored_lines >= self._max_lines:
+            return f"logs.max_lines_per_attempt is {self._max_lines:,}"
+        return f"logs.max_bytes_per_attempt is {self._max_bytes:,}"
+
+    def _system(self, message: str) -> None:
+        self._append(LogLine(self._run_id, self._task_id, self._attempt, self._clock(), "system", message))

@@ -24,7 +24,9 @@ its persisted instant. Three ways to stop early:
   one kills its attempts and writes nothing more.
 
 Secret values are masked in every log line, error, output and rendered
-parameter before the journal sees them.
+parameter before the journal sees them. Log lines are also escaped and
+capped (per line and per attempt, ``log_limits``) by each attempt's
+:class:`engine.logbuffer.AttemptLog`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from typing import Any, Callable, Mapping
 
 from .executors import Executor
 from .journal import Fenced, Journal, LogLine, RunSnapshot
-from .logbuffer import LogBuffer
+from .logbuffer import AttemptLog, LogBuffer
+from .logtext import LogLimits
 from .masking import Masker
 from .model import Task, Workflow
 from .plan import RunPlan
@@ -85,6 +88,7 @@ class _Running:
     attempt_id: int
     cancel: threading.Event
     future: Future[None] | None = None  # the attempt's work on the runner's task threads
+    log: AttemptLog | None = None  # its ctx.log, closed when the attempt ends
 
 
 @dataclass
@@ -123,6 +127,7 @@ class Runner:
         grace: float = 5.0,
         services: TaskServices | None = None,
         executor: Executor | None = None,
+        log_limits: LogLimits | None = None,
     ) -> None:
         self.workflow = workflow
         self.journal = journal
@@ -140,6 +145,7 @@ class Runner:
 
             executor = shared_local_executor()
         self.executor = executor
+        self.log_limits = log_limits or LogLimits()
         self._events: queue.Queue[_Ended | None] = queue.Queue()
         self._cancel = threading.Event()
         self._stop_reason: str | None = None
@@ -384,7 +390,7 @@ class Runner:
             params=params,
             timeout=min(task.timeout, max(0.0, self._deadline - self.clock())),
             cancel=running.cancel,
-            log=self._logger(task.id, running.attempt),
+            log=self._logger(running, task.id),
             on_process=lambda pid: self.journal.attempt_process(running.attempt_id, pid),
             env={
                 **self.env,
@@ -410,6 +416,8 @@ class Runner:
         return None
 
     def _ended(self, running: _Running, result: AttemptResult) -> _Ended:
+        if running.log is not None:  # on the attempt's thread, so its note is buffered before its end is recorded
+            running.log.close()
         if self.masker:
             result.error = None if result.error is None else self.masker.mask(result.error)
             result.output = self.masker.mask_value(result.output)
@@ -427,11 +435,13 @@ class Runner:
             self._functions[task_type.name] = load_entry(task_type.entry)
         return self._functions[task_type.name]
 
-    def _logger(self, task_id: str, attempt: int) -> Callable[[str, str], None]:
-        append, run_id, clock, masker = self._logs.append, self._run_id, self.clock, self.masker
-        if not masker:
-            return lambda stream, line: append(LogLine(run_id, task_id, attempt, clock(), stream, line))
-        return lambda stream, line: append(LogLine(run_id, task_id, attempt, clock(), stream, masker.mask(line)))
+    def _logger(self, running: _Running, task_id: str) -> AttemptLog:
+        """The attempt's ``ctx.log``: masked, escaped and capped lines into the log buffer."""
+        running.log = AttemptLog(
+            self._logs.append, self._run_id, task_id, running.attempt, clock=self.clock, limits=self.log_limits,
+            mask=self.masker.mask if self.masker else None,
+        )
+        return running.log
 
     def _attempt_ended(self, item: _Ended) -> None:
         result, task_id = item.result, item.task_id

@@ -17,11 +17,14 @@ from typing import Any
 
 import sqlite_utils
 
+from engine.logtext import (
+    DEFAULT_MAX_BYTES_PER_ATTEMPT, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES_PER_ATTEMPT, LogLimits,
+)
 from engine.params import type_matches
 
 from .db import write_txn
 
-__all__ = ["ConfigError", "ConfigKey", "KEYS", "Config"]
+__all__ = ["ConfigError", "ConfigKey", "KEYS", "Config", "log_limits"]
 
 
 class ConfigError(ValueError):
@@ -34,6 +37,7 @@ class ConfigKey:
     type: str  # a params type: string, integer, number, boolean, array, object
     default: Any
     description: str
+    minimum: int | None = None  # the smallest value a number key takes
 
 
 KEYS: dict[str, ConfigKey] = {
@@ -50,6 +54,15 @@ KEYS: dict[str, ConfigKey] = {
         ConfigKey("smtp.starttls", "boolean", False, "Upgrade the connection with STARTTLS."),
         ConfigKey("smtp.ssl", "boolean", False, "Connect with TLS from the start (SMTPS)."),
         ConfigKey("smtp.timeout", "number", 30, "Seconds to wait for the SMTP server."),
+        ConfigKey("logs.max_line_bytes", "integer", DEFAULT_MAX_LINE_BYTES,
+                  "Longest log line stored, in bytes; a longer one is cut and ends with '… [cut N bytes]'."
+                  " Also the longest last line a shell task can hand on as its output.", minimum=1),
+        ConfigKey("logs.max_lines_per_attempt", "integer", DEFAULT_MAX_LINES_PER_ATTEMPT,
+                  "Log lines stored per task attempt; later lines are counted, not stored (the task goes on)"
+                  " and a system line says how many.", minimum=1),
+        ConfigKey("logs.max_bytes_per_attempt", "integer", DEFAULT_MAX_BYTES_PER_ATTEMPT,
+                  "Log bytes stored per task attempt; later lines are counted, not stored (the task goes on)"
+                  " and a system line says how many.", minimum=1),
     )
 }
 
@@ -81,6 +94,8 @@ class Config:
         key = _key(name)
         if not type_matches(key.type, value):
             raise ConfigError(f"{name} takes a value of type {key.type}, not {json.dumps(value)}")
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{name} must be at least {key.minimum}, not {json.dumps(value)}")
         with write_txn(self.db):
             self.db.execute(
                 "INSERT INTO config (key, value, updated) VALUES (?, ?, ?)"
@@ -112,3 +127,12 @@ class Config:
              "description": k.description}
             for k in KEYS.values()
         ]
+
+
+def log_limits(config: Config) -> LogLimits:
+    """The caps on stored log lines that runners of this home apply (``logs.*`` keys)."""
+    return LogLimits(
+        max_line_bytes=config.get("logs.max_line_bytes"),
+        max_lines_per_attempt=config.get("logs.max_lines_per_attempt"),
+        max_bytes_per_attempt=config.get("logs.max_bytes_per_attempt"),
+    )

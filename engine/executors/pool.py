@@ -15,7 +15,7 @@ behind, and forgets the modules of the task's folder so that edited code is
 picked up by the next run. A worker retires after ``max_jobs`` jobs.
 
 Lines the task prints are read while it runs and delivered like a one-shot
-child's (same line splitting and caps); an end marker written by the worker
+child's (same line splitting, the per-line cap of the attempt's log); an end marker written by the worker
 after each job tells the pool that a job's output is complete.
 """
 
@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..logtext import line_cap
 from ..process import _LineSplitter, kill_process_group
 from ..states import TaskState
 from ..tasks.base import AttemptContext, AttemptResult
@@ -314,7 +315,7 @@ class _Stream:
     """One of a worker's output pipes during one job: lines until the end marker."""
 
     def __init__(self, name: str, on_line: Callable[[str, str], None]) -> None:
-        self._splitter = _LineSplitter(name, on_line, 1_000_000)
+        self._splitter = _LineSplitter(name, on_line, line_cap(on_line))
         self._held = b""
         self.ended = False
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..logtext import line_cap
 from ..process import run_process
 from ..states import TaskState
 from .base import AttemptContext, AttemptResult, result_from_process
@@ -57,6 +58,7 @@ def run(ctx: AttemptContext) -> AttemptResult:
             cancel=ctx.cancel,
             grace=ctx.grace,
             on_start=ctx.on_process,
+            max_line_bytes=line_cap(ctx.log),
         )
         reply = _read_result(result_path)
     if reply is not None and not reply.get("ok") and not (result.timed_out or result.cancelled):

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from ..logtext import line_cap
 from ..process import run_process
 from ..states import TaskState
 from .base import AttemptContext, AttemptResult, result_from_process
@@ -48,6 +49,7 @@ def run(ctx: AttemptContext) -> AttemptResult:
         cancel=ctx.cancel,
         grace=ctx.grace,
         on_start=ctx.on_process,
+        max_line_bytes=line_cap(ctx.log),
     )
     failed = result_from_process(result, ctx.timeout)
     if failed is not None:
