@@ -181,7 +181,9 @@ def _edge_issue(
         )
     on = edge.get("on", "success")
     source_type = task_types.get(source)
-    if on in ("true", "false") and source_type != "condition" and source_type in known_types:
+    # A type that is not a string (the schema reported it) cannot be looked up: a list is unhashable.
+    known = isinstance(source_type, str) and source_type in known_types
+    if on in ("true", "false") and source_type != "condition" and known:
         return Issue(
             pointer("edges", i, "on"),
             f"edge '{source}' -> '{target}' is on '{on}', but '{source}' is a "
