@@ -6,7 +6,8 @@ naming the bad value and a hint. Validation runs in layers, each skipping what
 an earlier one already reported so that one mistake yields one issue:
 
 1. :func:`parse_document`: size cap, nesting cap, JSON syntax, UTF-8;
-2. the document's structure against :data:`engine.schema.WORKFLOW_SCHEMA`;
+2. numbers no JSON can hold (NaN, infinities, beyond a double), and the
+   document's structure against :data:`engine.schema.WORKFLOW_SCHEMA`;
 3. task types and each task's ``params`` against its type's params schema;
 4. triggers (:mod:`engine.triggercheck`), edges and cycles
    (:mod:`engine.graphcheck`), templates (:mod:`engine.templatecheck`).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from itertools import accumulate, repeat
 from typing import Any, Iterable
 
@@ -81,6 +83,9 @@ def parse_document(text: str | bytes) -> tuple[Any, list[Issue]]:
         ]
     except _ConstantError as exc:
         return None, [Issue("", f"invalid JSON: {exc} is not a JSON value", "use a number or null")]
+    except ValueError as exc:  # an integer literal longer than Python's int conversion limit (4,300 digits)
+        reason = str(exc).split("; use sys.")[0]
+        return None, [Issue("", f"invalid JSON: a number is too long ({reason})", "use a smaller number")]
     except RecursionError:
         return None, [_nesting_issue()]
 
@@ -186,7 +191,7 @@ def validate_document(doc: Any, registry: Registry | None = None) -> list[Issue]
 
 
 def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
-    issues = _structure_issues(doc)
+    issues = _number_issues(doc) + _structure_issues(doc)
     triggers = doc.get("triggers")
     if isinstance(triggers, list):
         issues += check_triggers(triggers)
@@ -213,6 +218,72 @@ def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
                 continue  # never rendered: its params keep the original definition as it was
             issues += check_task_templates(i, task["id"], task["params"], task_type, context)
     return issues
+
+
+#: The largest magnitude a JSON number may have here: a double's (RFC 8259 section 6 interoperability).
+_MAX_NUMBER = sys.float_info.max
+
+
+def _number_issues(doc: dict[str, Any]) -> list[Issue]:
+    """Numbers no JSON document can hold: NaN, infinities, integers beyond a double's range.
+
+    ``json.loads`` turns ``1e400`` into ``inf`` and a Python caller may pass
+    ``nan``; canonical JSON would write them as ``Infinity``/``NaN``, which no
+    JSON parser (ours included) reads back, and ``float()`` of a 400-digit
+    integer overflows when the model is built. A cheap scan without paths runs
+    first (it costs about a tenth of validating a 10,000-task workflow); the
+    paths are worked out only when it finds something.
+    """
+    if not _has_odd_number(doc):
+        return []
+    issues: list[Issue] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                stack.append((item, path + (key,)))
+            elif _odd_number(item):
+                issues.append(_number_issue(path + (key,), item))
+    return issues
+
+
+def _has_odd_number(doc: Any) -> bool:
+    stack = [doc]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value = pop()
+        for item in value.values() if isinstance(value, dict) else value:
+            kind = type(item)
+            if kind is str:
+                continue
+            if kind is dict or kind is list or isinstance(item, (dict, list)):
+                push(item)
+            elif _odd_number(item):
+                return True
+    return False
+
+
+def _odd_number(value: Any) -> bool:
+    if isinstance(value, float):
+        return value - value != 0.0  # true for NaN and both infinities, false for every finite value
+    return isinstance(value, int) and not isinstance(value, bool) and not -_MAX_NUMBER <= value <= _MAX_NUMBER
+
+
+def _number_issue(path: tuple[Any, ...], value: float | int) -> Issue:
+    if isinstance(value, float):
+        if value != value:
+            message = "NaN is not a JSON number"
+        else:
+            message = f"number too large: it overflows to {'-' if value < 0 else ''}Infinity, which is not a JSON number"
+        return Issue(pointer(*path), message, "write a finite number, at most about 1.8e308 in size")
+    digits = len(str(abs(value))) if abs(value).bit_length() < 14_000 else "thousands of"
+    return Issue(
+        pointer(*path),
+        f"number with {digits} digits is too large: JSON numbers must fit a double (at most about 1.8e308)",
+        "use a smaller number, or a string if it is an identifier",
+    )
 
 
 def _structure_issues(doc: dict[str, Any]) -> list[Issue]:
