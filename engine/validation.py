@@ -6,8 +6,9 @@ naming the bad value and a hint. Validation runs in layers, each skipping what
 an earlier one already reported so that one mistake yields one issue:
 
 1. :func:`parse_document`: size cap, nesting cap, JSON syntax, UTF-8;
-2. numbers no JSON can hold (NaN, infinities, beyond a double), and the
-   document's structure against :data:`engine.schema.WORKFLOW_SCHEMA`;
+2. values no stored document can hold (NaN, infinities, numbers beyond a
+   double, unpaired surrogates), and the document's structure against
+   :data:`engine.schema.WORKFLOW_SCHEMA`;
 3. task types and each task's ``params`` against its type's params schema;
 4. triggers (:mod:`engine.triggercheck`), edges and cycles
    (:mod:`engine.graphcheck`), templates (:mod:`engine.templatecheck`).
@@ -187,11 +188,11 @@ def validate_document(doc: Any, registry: Registry | None = None) -> list[Issue]
         issues = _validate(doc, registry)
     except RecursionError:
         return [_nesting_issue()]
-    return _in_document_order(doc, issues)
+    return [_printable(i) for i in _in_document_order(doc, issues)]
 
 
 def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
-    issues = _number_issues(doc) + _structure_issues(doc)
+    issues = _value_issues(doc) + _structure_issues(doc)
     triggers = doc.get("triggers")
     if isinstance(triggers, list):
         issues += check_triggers(triggers)
@@ -222,19 +223,22 @@ def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
 
 #: The largest magnitude a JSON number may have here: a double's (RFC 8259 section 6 interoperability).
 _MAX_NUMBER = sys.float_info.max
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _number_issues(doc: dict[str, Any]) -> list[Issue]:
-    """Numbers no JSON document can hold: NaN, infinities, integers beyond a double's range.
+def _value_issues(doc: dict[str, Any]) -> list[Issue]:
+    """Values no stored JSON document can hold: odd numbers, and text with unpaired surrogates.
 
     ``json.loads`` turns ``1e400`` into ``inf`` and a Python caller may pass
     ``nan``; canonical JSON would write them as ``Infinity``/``NaN``, which no
     JSON parser (ours included) reads back, and ``float()`` of a 400-digit
-    integer overflows when the model is built. A cheap scan without paths runs
-    first (it costs about a tenth of validating a 10,000-task workflow); the
-    paths are worked out only when it finds something.
+    integer overflows when the model is built. A ``"\\ud800"`` escape is
+    valid JSON but decodes to a lone surrogate, which cannot be encoded as
+    UTF-8, so the document could not be stored. A cheap scan without paths
+    runs first (about a tenth of the time of validating a 10,000-task
+    workflow); the paths are worked out only when it finds something.
     """
-    if not _has_odd_number(doc):
+    if not _has_odd_value(doc):
         return []
     issues: list[Issue] = []
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
@@ -242,24 +246,44 @@ def _number_issues(doc: dict[str, Any]) -> list[Issue]:
         value, path = stack.pop()
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
+            here = path + (key,)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                issues.append(_surrogate_issue(here, key, "key"))
             if isinstance(item, (dict, list)):
-                stack.append((item, path + (key,)))
+                stack.append((item, here))
+            elif isinstance(item, str):
+                if _SURROGATE.search(item):
+                    issues.append(_surrogate_issue(here, item, "text"))
             elif _odd_number(item):
-                issues.append(_number_issue(path + (key,), item))
+                issues.append(_number_issue(here, item))
     return issues
 
 
-def _has_odd_number(doc: Any) -> bool:
+def _has_odd_value(doc: Any) -> bool:
     stack = [doc]
     pop, push = stack.pop, stack.append
     while stack:
         value = pop()
-        for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(value, dict):
+            try:
+                keys = "".join(value)  # one check for all the keys
+            except TypeError:  # a key that is not a string (a caller's dict): the schema reports it
+                keys = ""
+            if not keys.isascii() and _SURROGATE.search(keys):
+                return True
+            items: Iterable[Any] = value.values()
+        else:
+            items = value
+        for item in items:
             kind = type(item)
             if kind is str:
-                continue
-            if kind is dict or kind is list or isinstance(item, (dict, list)):
+                if not item.isascii() and _SURROGATE.search(item):
+                    return True
+            elif kind is dict or kind is list or isinstance(item, (dict, list)):
                 push(item)
+            elif isinstance(item, str):
+                if _SURROGATE.search(item):
+                    return True
             elif _odd_number(item):
                 return True
     return False
@@ -284,6 +308,24 @@ def _number_issue(path: tuple[Any, ...], value: float | int) -> Issue:
         f"number with {digits} digits is too large: JSON numbers must fit a double (at most about 1.8e308)",
         "use a smaller number, or a string if it is an identifier",
     )
+
+
+def _surrogate_issue(path: tuple[Any, ...], text: str, what: str) -> Issue:
+    lone = _SURROGATE.search(text)
+    shown = f"\\u{ord(lone.group()):04x}" if lone else "a surrogate"
+    return Issue(
+        pointer(*path),
+        f"{what} holds an unpaired surrogate ({shown}), which is not a character and cannot be stored as UTF-8",
+        "remove it; write the character itself, or both halves of its surrogate pair",
+    )
+
+
+def _printable(issue: Issue) -> Issue:
+    """``issue`` with lone surrogates (echoed from the document) written as escapes, so it can be printed."""
+    fields = (issue.path, issue.message, issue.hint)
+    if all(f.isascii() or not _SURROGATE.search(f) for f in fields):
+        return issue
+    return Issue(*(f.encode("utf-8", "backslashreplace").decode("utf-8") for f in fields))
 
 
 def _structure_issues(doc: dict[str, Any]) -> list[Issue]:
