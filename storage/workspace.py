@@ -8,12 +8,14 @@ are :class:`UserError` with a message fit to print.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import sqlite_utils
 
@@ -27,7 +29,7 @@ from engine.runner import RunEvent, Runner
 from engine.states import TERMINAL_RUN_STATES, RunState, TaskState
 from engine.validation import Issue, parse_document, validate_document
 
-from .db import StorageError, connect, write_txn
+from .db import StorageError, check_writable, connect, write_txn
 from .heartbeat import Heartbeat
 from .home import database_path, resolve_home
 from .journal import SqliteJournal
@@ -40,13 +42,33 @@ from .workflows import NotFound, VersionInfo, document_by_hash, get_document, sa
 
 __all__ = ["Workspace", "UserError", "Target"]
 
+log = logging.getLogger("taskloom.storage")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 class UserError(Exception):
     """A mistake the user can fix; ``issues`` holds validation issues when there are any."""
 
-    def __init__(self, message: str, issues: list[Issue] | None = None) -> None:
+    def __init__(self, message: str, issues: list[Issue] | None = None, *, storage: StorageError | None = None) -> None:
         super().__init__(message)
         self.issues = issues or []
+        #: the database error behind this one, when the database could not be opened or written
+        self.storage = storage
+
+
+def _storage_as_user_error(method: _F) -> _F:
+    """A database that cannot be written (full, read-only, locked too long) is reported like a user mistake:
+    the commands print the message, which names the path and the fix, and exit 1 without a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except StorageError as exc:
+            raise UserError(str(exc), storage=exc) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,9 @@ class Target:
 class Workspace:
     """The home folder and its database."""
 
+    #: the storage error that stopped the last :meth:`execute`, if one did
+    storage_failure: StorageError | None = None
+
     def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None) -> None:
         self.home = resolve_home(home)
         self.db_path = database_path(self.home)
@@ -69,10 +94,15 @@ class Workspace:
         try:
             self.db: sqlite_utils.Database = connect(self.db_path)
         except StorageError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(str(exc), storage=exc) from None
 
     def close(self) -> None:
         self.db.conn.close()
+
+    @_storage_as_user_error
+    def check_writable(self) -> None:
+        """Raise :class:`UserError` naming the database when it cannot be written (read-only, full, locked)."""
+        check_writable(self.db)
 
     # -- documents ----------------------------------------------------------
 
@@ -97,6 +127,7 @@ class Workspace:
         """Store a file as a new version; return the version and whether it is new."""
         return self.save(self.read_file(path), message=message)
 
+    @_storage_as_user_error
     def save(self, doc: Mapping[str, Any], *, message: str = "") -> tuple[VersionInfo, bool]:
         issues = validate_document(doc, self.registry)
         if issues:
@@ -131,10 +162,31 @@ class Workspace:
 
     @contextmanager
     def session(self) -> Iterator[Heartbeat]:
-        """This process's heartbeat, held while it runs workflows."""
-        with Heartbeat(self.db_path) as heartbeat:
-            yield heartbeat
+        """This process's heartbeat, held while it runs workflows.
 
+        Removing the heartbeat row on the way out is best effort: when the
+        database cannot be written then (a full disk), the row stays and other
+        processes see from the dead pid that this process is gone.
+        """
+        heartbeat = Heartbeat(self.db_path)
+        try:
+            heartbeat.start()
+        except StorageError:
+            self._stop_heartbeat(heartbeat)
+            raise
+        try:
+            yield heartbeat
+        finally:
+            self._stop_heartbeat(heartbeat)
+
+    @staticmethod
+    def _stop_heartbeat(heartbeat: Heartbeat) -> None:
+        try:
+            heartbeat.stop()
+        except StorageError as exc:
+            log.warning("could not remove this process's heartbeat row: %s", exc)
+
+    @_storage_as_user_error
     def start_run(
         self,
         target: Target,
@@ -183,7 +235,35 @@ class Workspace:
 
         ``executor`` says where its attempts run (:mod:`engine.executors`); by
         default, on this machine.
+
+        When the database cannot be written during the run (a full disk, a
+        lock held too long), the runner kills the run's tasks and stops; the
+        error is logged (it names the database and the fix), kept in
+        :attr:`storage_failure`, and ``CRASHED`` is returned. The run's record
+        still says running: once the database can be written, recovery marks
+        it crashed and resumes it (the scheduler by itself, or ``taskloom resume``).
         """
+        self.storage_failure = None
+        try:
+            return self._execute(run_id, owner=owner, on_event=on_event, on_runner=on_runner, cwd=cwd, grace=grace,
+                                 executor=executor)
+        except StorageError as exc:
+            self.storage_failure = exc
+            log.error("run %d stopped: %s; its tasks were stopped; once the database can be written a running"
+                      " scheduler resumes it, or resume it with: taskloom resume %d", run_id, exc, run_id)
+            return RunState.CRASHED
+
+    def _execute(
+        self,
+        run_id: int,
+        *,
+        owner: str | None,
+        on_event: Callable[[RunEvent], None] | None,
+        on_runner: Callable[[Runner], None] | None,
+        cwd: str | None,
+        grace: float,
+        executor: Executor | None,
+    ) -> RunState:
         run = get_run(self.db, run_id)
         journal = SqliteJournal(self.db, owner=owner, home=self.home)
         cwd = cwd or os.getcwd()
@@ -208,6 +288,7 @@ class Workspace:
                 recovered.append(taken)
         return recovered
 
+    @_storage_as_user_error
     def claim_crashed(self, run_id: int, owner: str) -> RunRecord:
         """Make ``owner`` the owner of a crashed run so it can resume it; explain when it cannot."""
         run = self.run(run_id)
@@ -227,6 +308,7 @@ class Workspace:
             raise UserError(f"run {run_id} was just taken up by another process")
         return run
 
+    @_storage_as_user_error
     def rerun(self, run_id: int, *, owner: str | None, from_task: str | None = None, failed: bool = False) -> int:
         """A new run of the same version, params and payload, reusing the results outside the re-run part."""
         parent = self.run(run_id)
@@ -254,6 +336,7 @@ class Workspace:
                     )
         return new_id
 
+    @_storage_as_user_error
     def request_cancel(self, run_id: int, *, owner: str, grace: float = 5.0) -> str:
         """Cancel a run from any process: ask its live runner, or cancel it here if nobody runs it.
 
