@@ -9,6 +9,12 @@ firing, an event poll, a lease renewal) and sleeps on an event until then,
 or until something wakes it (a request from the API, SIGUSR1 from the CLI).
 Each firing is claimed in SQLite under its unique (workflow, trigger,
 instant) key before its run starts. Runs execute on threads of this process.
+
+Fencing. Every write the loop makes (a firing's outcome, a trigger's cursor,
+taking a requested run) happens in a transaction that first checks this
+process still holds the lease with its token; a scheduler that stalled
+(SIGSTOP, a VM pause) past its lease and wakes up after a standby took over
+writes nothing and stands by.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from engine.firing import FiringError, firings_between, next_firings
 from engine.fireplan import MISFIRE_GRACE, overlap_action, plan_due
@@ -28,7 +35,7 @@ from engine.model import Trigger, Workflow
 from storage import failpoints
 from storage.db import write_txn
 from storage.scheduling import (
-    Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
+    LEASE, Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
     renew_lease, save_trigger_state, set_firing, trigger_state,
 )
 from storage.workflows import list_workflows
@@ -196,7 +203,7 @@ class Scheduler:
         state = trigger_state(self.ws.db, workflow.name, trigger.id)
         if state is None or state.last_instant is None:
             # a new trigger starts now: instants before the scheduler knew it are not "missed"
-            save_trigger_state(self.ws.db, workflow.name, trigger.id, TriggerState(now, None, None))
+            self._save_trigger_state(workflow.name, trigger.id, TriggerState(now, None, None))
             return self._next_instant(trigger, now)
         try:
             due = [f.instant for f in firings_between(trigger, state.last_instant, now)]
@@ -209,7 +216,7 @@ class Scheduler:
                 self._fire(workflow, trigger, decision.instant, decision.action, decision.reason)
         if due:
             state.last_instant = due[-1]
-            save_trigger_state(self.ws.db, workflow.name, trigger.id, state)
+            self._save_trigger_state(workflow.name, trigger.id, state)
         return self._next_instant(trigger, max(now, state.last_instant))
 
     def _next_instant(self, trigger: Trigger, after: float) -> float:
@@ -241,17 +248,40 @@ class Scheduler:
             policy = "queue"
         decision = overlap_action(policy, len(active), workflow.settings.max_active_runs)
         if decision == "skip":
-            set_firing(self.ws.db, firing_id, status="skipped_overlap",
-                       reason=f"run {active[-1]} was still active (settings.overlap is '{workflow.settings.overlap}')")
+            self._set_claimed_firing(
+                firing_id, "skipped_overlap",
+                f"run {active[-1]} was still active (settings.overlap is '{workflow.settings.overlap}')")
             return
         if decision == "queue":
             waiting = f"waiting for run {active[-1]} to end"
-            set_firing(self.ws.db, firing_id, status="queued", reason=f"{reason}; {waiting}" if reason else waiting)
+            self._set_claimed_firing(firing_id, "queued", f"{reason}; {waiting}" if reason else waiting)
             return
         if decision == "cancel_previous":
             for run_id in active:
                 self.ws.request_cancel(run_id, owner=self.owner)
         self._start_firing(firing_id, workflow.name, trigger, instant, payload)
+
+    @contextmanager
+    def _fenced(self) -> Iterator[None]:
+        """A write transaction that first checks we still hold the lease (with our token); else :class:`_Fenced`."""
+        lease = self.lease
+        with write_txn(self.ws.db):
+            if lease is None or self.ws.db.execute(
+                "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND token = ?",
+                [LEASE, lease.holder, lease.token],
+            ).fetchone() is None:
+                raise _Fenced()
+            yield
+
+    def _set_claimed_firing(self, firing_id: int, status: str, reason: str) -> None:
+        """Record what became of a firing we just claimed, unless the lease moved on meanwhile."""
+        with self._fenced():
+            self.ws.db.execute("UPDATE firings SET status = ?, reason = ? WHERE id = ? AND status = 'claimed'",
+                               [status, reason, firing_id])
+
+    def _save_trigger_state(self, workflow: str, trigger_id: str, state: TriggerState) -> None:
+        with self._fenced():
+            save_trigger_state(self.ws.db, workflow, trigger_id, state)
 
     def _start_firing(self, firing_id: int, name: str, trigger: Trigger | str, instant: float, payload: Any) -> None:
         """Create the firing's run and mark the firing started, in one transaction fenced by our lease.
@@ -266,7 +296,8 @@ class Scheduler:
         try:
             target = self.ws.target(name)
         except UserError as exc:
-            set_firing(self.ws.db, firing_id, status="failed_to_start", reason=str(exc))
+            with self._fenced():
+                set_firing(self.ws.db, firing_id, status="failed_to_start", reason=str(exc))
             return
         with write_txn(self.ws.db):
             try:
@@ -328,7 +359,7 @@ class Scheduler:
         for index, payload in enumerate(events):
             self._fire(workflow, trigger, now + index * 1e-6, "run", payload=payload)
         state.cursor, state.next_poll = cursor, now + every
-        save_trigger_state(self.ws.db, workflow.name, trigger.id, state)
+        self._save_trigger_state(workflow.name, trigger.id, state)
         return state.next_poll
 
     def _poll_once(self, trigger: Trigger, cursor: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -344,7 +375,7 @@ class Scheduler:
         """Queued runs nobody owns (from the API, `taskloom trigger`, a re-run): claim and execute them."""
         rows = self.ws.db.execute("SELECT id FROM runs WHERE status = 'queued' AND owner IS NULL ORDER BY id").fetchall()
         for (run_id,) in rows:
-            with write_txn(self.ws.db):
+            with self._fenced():
                 claimed = self.ws.db.execute(
                     "UPDATE runs SET owner = ? WHERE id = ? AND owner IS NULL AND status = 'queued'",
                     [self.owner, run_id],
