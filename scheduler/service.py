@@ -15,12 +15,21 @@ taking a requested run) happens in a transaction that first checks this
 process still holds the lease with its token; a scheduler that stalled
 (SIGSTOP, a VM pause) past its lease and wakes up after a standby took over
 writes nothing and stands by.
+
+Storage errors. When the database cannot be written (a full disk, a lock
+held past ``TASKLOOM_LOCK_TIMEOUT``, an I/O error) the loop logs the error
+once, keeps running and tries again after a growing pause (1 s doubling to
+``storage_retry_max``). A run whose journal could not be written stops (its
+tasks are killed, as on a crash); once writes succeed again it is recorded
+crashed, its crashed attempts are retried per their task's policy, and it
+resumes, as do firings that were claimed but could not be started.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -31,9 +40,12 @@ from typing import Any, Callable, Iterator
 
 from engine.firing import FiringError, firings_between, next_firings
 from engine.fireplan import MISFIRE_GRACE, overlap_action, plan_due
+from engine.journal import Fenced
 from engine.model import Trigger, Workflow
+from engine.states import RunState
 from storage import failpoints
-from storage.db import write_txn
+from storage.db import StorageError, write_txn
+from storage.recovery import Orphan, take_over
 from storage.scheduling import (
     LEASE, Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
     renew_lease, save_trigger_state, set_firing, trigger_state,
@@ -58,6 +70,13 @@ def _version() -> str:
         return "dev"
 
 
+def _short(exc: Exception) -> str:
+    """A storage error's cause without its advice (for a run's recorded error)."""
+    reason = getattr(exc, "reason", None)
+    path = getattr(exc, "path", None)
+    return f"{reason} ({path})" if reason and path else str(exc)
+
+
 class _Fenced(Exception):
     """Our lease was taken over while we were starting a firing; the new holder starts it."""
 
@@ -66,6 +85,21 @@ class _Fenced(Exception):
 class _Active:
     threads: dict[int, threading.Thread] = field(default_factory=dict)
     runners: dict[int, Any] = field(default_factory=dict)
+    #: runs that stopped because the database could not be written, resumed once it can:
+    #: run id -> (the reason recorded with the crash, not before this monotonic instant)
+    stranded: dict[int, tuple[str, float]] = field(default_factory=dict)
+    #: how often each run stopped that way (its pause before resuming doubles each time)
+    strandings: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class _StorageTrouble:
+    """Since when the database cannot be written, and what was last logged about it."""
+
+    since: float
+    message: str
+    logged_at: float
+    pause: float
 
 
 class Scheduler:
@@ -81,6 +115,7 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         safety_poll: float = 30.0,
         executor: Any = None,
+        storage_retry_max: float = 8.0,
     ) -> None:
         self.home = home
         #: where task attempts run (an engine.executors.Executor); None: this machine, warm workers included
@@ -90,6 +125,10 @@ class Scheduler:
         self.cwd = cwd
         self.clock = clock
         self.safety_poll = safety_poll
+        #: longest pause between two tries while the database cannot be written
+        self.storage_retry_max = storage_retry_max
+        self._trouble: _StorageTrouble | None = None
+        self._activated = False
         self.wake_event = threading.Event()
         self.stop_event = threading.Event()
         self.lease: Lease | None = None
@@ -128,28 +167,78 @@ class Scheduler:
     def _loop(self) -> None:
         renew_at = 0.0
         while not self.stop_event.is_set():
-            now = self.clock()
-            if self.lease is None:
-                self.lease = acquire_lease(self.ws.db, self.owner, ttl=self.lease_ttl, version=self.version)
-                if self.lease is None:
-                    self._sleep_until(now + self.lease_ttl / 2)
-                    continue
-                log.info("active: holding the scheduler lease (token %d)", self.lease.token)
-                self._on_activate()
-                renew_at = 0.0
-            if now >= renew_at:
-                self.lease = renew_lease(self.ws.db, self.lease, ttl=self.lease_ttl)
-                if self.lease is None:
-                    log.warning("lost the scheduler lease to another process; standing by")
-                    continue
-                renew_at = now + self.lease_ttl / 3
             try:
-                due = self._tick(self.clock())
-            except _Fenced:
-                log.warning("lost the scheduler lease while starting a run; standing by")
-                self.lease = None
+                wake_at, renew_at = self._step(renew_at)
+            except (StorageError, sqlite3.OperationalError) as exc:
+                # The database cannot be written (or read): log it, keep the loop alive, try again later.
+                self._storage_failed(exc)
                 continue
-            self._sleep_until(min(due, renew_at, now + self.safety_poll))
+            except UserError as exc:
+                if exc.storage is None:
+                    raise
+                self._storage_failed(exc.storage)
+                continue
+            self._sleep_until(wake_at)
+
+    def _step(self, renew_at: float) -> tuple[float, float]:
+        """One turn of the loop: hold the lease, recover what needs it, fire what is due.
+
+        Returns when to look again and when the lease must next be renewed.
+        """
+        now = self.clock()
+        if self.lease is None:
+            self.lease = acquire_lease(self.ws.db, self.owner, ttl=self.lease_ttl, version=self.version)
+            if self.lease is None:
+                return now + self.lease_ttl / 2, renew_at
+            log.info("active: holding the scheduler lease (token %d)", self.lease.token)
+            self._activated = False
+        if not self._activated:
+            self._on_activate()  # again after a storage error part-way: each step is idempotent
+            self._activated = True
+            renew_at = 0.0
+        if now >= renew_at:
+            self.lease = renew_lease(self.ws.db, self.lease, ttl=self.lease_ttl)
+            if self.lease is None:
+                log.warning("lost the scheduler lease to another process; standing by")
+                return now, renew_at
+            renew_at = now + self.lease_ttl / 3
+        try:
+            if self._trouble is not None or self._active.stranded:
+                self._after_storage_trouble()
+            due = self._tick(self.clock())
+        except _Fenced:
+            log.warning("lost the scheduler lease while starting a run; standing by")
+            self.lease = None
+            return now, renew_at
+        with self._lock:
+            pauses = [at for _, at in self._active.stranded.values()]
+        if pauses:  # look again when the next stopped run may resume
+            due = min(due, now + max(0.05, min(pauses) - time.monotonic()))
+        return min(due, renew_at, now + self.safety_poll), renew_at
+
+    def _storage_failed(self, exc: Exception) -> None:
+        """Log a storage error (once, then at most once a minute while it lasts) and pause before the next try."""
+        now = time.monotonic()
+        message = str(exc)
+        trouble = self._trouble
+        if trouble is None:
+            trouble = self._trouble = _StorageTrouble(now, message, now, 1.0)
+            log.error("%s; the scheduler keeps running and tries again", message)
+        else:
+            trouble.pause = min(trouble.pause * 2, self.storage_retry_max)
+            if message != trouble.message or now - trouble.logged_at >= 60:
+                trouble.message, trouble.logged_at = message, now
+                log.error("still failing after %.0f s: %s", now - trouble.since, message)
+        self.stop_event.wait(trouble.pause)
+
+    def _after_storage_trouble(self) -> None:
+        """The database can be written again: resume the runs it stopped and the firings it left claimed."""
+        if self._trouble is not None:
+            log.info("the database can be written again after %.0f s; resuming",
+                     time.monotonic() - self._trouble.since)
+        self._settle_stranded()
+        self._start_claimed_firings()
+        self._trouble = None
 
     def _sleep_until(self, instant: float) -> None:
         timeout = instant - self.clock()
@@ -161,12 +250,42 @@ class Scheduler:
         for recovered in self.ws.recover(self.owner):
             log.warning("run %d: %s; resuming it", recovered.run_id, recovered.reason)
         for (run_id,) in self.ws.db.execute("SELECT id FROM runs WHERE status = 'crashed' ORDER BY id").fetchall():
-            try:
-                self.ws.claim_crashed(run_id, self.owner)
-            except UserError:
-                continue
-            self._execute(run_id)
+            self._resume_crashed(run_id)
         self._start_claimed_firings()
+
+    def _resume_crashed(self, run_id: int) -> None:
+        if self._running(run_id):
+            return  # resumed already; its thread has not marked it running yet
+        try:
+            self.ws.claim_crashed(run_id, self.owner)
+        except UserError as exc:
+            if exc.storage is not None:
+                raise exc.storage from None
+            return
+        self._execute(run_id)
+
+    def _running(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._active.threads
+
+    def _settle_stranded(self) -> None:
+        """Runs whose runner stopped on a storage error: record the crash (retries per policy) and resume them."""
+        crashed = RunState.CRASHED.value
+        with self._lock:
+            stranded = dict(self._active.stranded)
+        for run_id, (reason, not_before) in stranded.items():
+            if self._running(run_id) or time.monotonic() < not_before:
+                continue  # its runner is still stopping, or it stopped again just now
+            row = self.ws.db.execute("SELECT status, owner, workflow FROM runs WHERE id = ?", [run_id]).fetchone()
+            if row is not None and row[0] in ("queued", "running") and row[1] == self.owner:
+                # the crash is recorded as for a dead runner: running attempts crashed, retried per policy
+                if take_over(self.ws.db, Orphan(run_id, row[2], self.owner, reason), owner=self.owner) is not None:
+                    log.warning("run %d: recorded as crashed (%s); resuming it", run_id, reason)
+                row = self.ws.db.execute("SELECT status, owner, workflow FROM runs WHERE id = ?", [run_id]).fetchone()
+            with self._lock:
+                self._active.stranded.pop(run_id, None)
+            if row is not None and row[0] == crashed and row[1] == self.owner:
+                self._resume_crashed(run_id)
 
     def _tick(self, now: float) -> float:
         """Start whatever is due; return the instant the loop must look again."""
@@ -306,6 +425,9 @@ class Scheduler:
                     trigger_payload=payload, logical_time=instant,
                 )
             except UserError as exc:
+                if exc.storage is not None:
+                    # SQLite may have rolled the transaction back already: record nothing, retry later
+                    raise exc.storage from None
                 self.ws.db.execute("UPDATE firings SET status = 'failed_to_start', reason = ? WHERE id = ?",
                                    [str(exc), firing_id])
                 return
@@ -385,14 +507,26 @@ class Scheduler:
 
     def _execute(self, run_id: int) -> None:
         def work() -> None:
-            ws = Workspace(self.home)
+            ws: Workspace | None = None
             try:
+                ws = Workspace(self.home)
                 ws.execute(run_id, owner=self.owner, cwd=self.cwd, executor=self.executor,
                            on_runner=lambda runner: self._active.runners.__setitem__(run_id, runner))
+                if ws.storage_failure is not None:  # logged; the runner killed the run's tasks
+                    self._strand(run_id, ws.storage_failure)
+            except (StorageError, UserError) as exc:
+                if isinstance(exc, UserError) and exc.storage is None:
+                    log.error("run %d cannot run: %s", run_id, exc)
+                    return
+                log.error("run %d could not start: %s; it starts once the database can be written", run_id, exc)
+                self._strand(run_id, exc)
+            except Fenced as exc:
+                log.warning("run %d: %s; this scheduler stopped running it", run_id, exc)
             except Exception:  # one broken run must not stop the scheduler
                 log.exception("run %d failed to execute", run_id)
             finally:
-                ws.close()
+                if ws is not None:
+                    ws.close()
                 with self._lock:
                     self._active.threads.pop(run_id, None)
                     self._active.runners.pop(run_id, None)
@@ -402,6 +536,14 @@ class Scheduler:
         with self._lock:
             self._active.threads[run_id] = thread
         thread.start()
+
+    def _strand(self, run_id: int, exc: Exception) -> None:
+        """Remember a run stopped by a storage error, to resume it once the database can be written."""
+        with self._lock:
+            count = self._active.strandings[run_id] = self._active.strandings.get(run_id, 0) + 1
+            pause = min(2.0 ** (count - 1), self.storage_retry_max)
+            self._active.stranded[run_id] = (f"the database could not be written: {_short(exc)}",
+                                             time.monotonic() + pause)
 
     def _shutdown(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from engine.params import ParamError, parse_assignments
-from storage.db import sqlite_version_note, write_txn
+from storage.db import StorageError, sqlite_version_note, write_txn
 from storage.scheduling import wake_scheduler, webhook_token
 from storage.workspace import UserError
 
@@ -102,6 +102,7 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
     note = sqlite_version_note()
     if note:
         logging.getLogger("taskloom.scheduler").warning(note)
+    _check_database(resolve_home(home))
     service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace, executor=executor)
     if executor is not None and executor.name == "local":
         threading.Thread(target=executor.pool.prestart, name="warm-workers", daemon=True).start()
@@ -114,9 +115,32 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
               + where)
     try:
         service.run()
+    except (StorageError, UserError) as exc:  # the database failed before the loop could start
+        raise _Fail(f"the scheduler stopped: {exc}") from None
     finally:
         if server is not None:
             server.should_exit = True
+
+
+def _check_database(home: Any) -> None:
+    """Refuse to start on a database this process cannot write (read-only, full), naming its path.
+
+    Once running, the scheduler rides out storage errors (it logs them and
+    tries again); at start there is nothing to keep alive, and a clear refusal
+    is what a service manager and its user can act on.
+    """
+    from storage.workspace import Workspace
+
+    try:
+        ws = Workspace(home)
+    except UserError as exc:
+        raise _Fail(f"the scheduler cannot start: {exc}") from None
+    try:
+        ws.check_writable()
+    except UserError as exc:
+        raise _Fail(f"the scheduler cannot start: {exc}") from None
+    finally:
+        ws.close()
 
 
 def _start_api(home: Any, host: str, port: int, token: str | None, wake: Any) -> Any:
