@@ -17,12 +17,21 @@ writes them in one transaction every ``interval`` seconds or as soon as
 ``batch_size`` lines wait. A task that prints faster than the disk can take
 is slowed down (the append blocks once ``max_pending`` lines or
 ``max_pending_chars`` characters wait) rather than losing lines or memory.
+
+The flusher never hogs the database's write lock. A flush is written in
+transactions of at most ``chunk_lines`` lines or ``chunk_chars`` characters,
+and after ``burst`` seconds of writing back to back it leaves the lock free
+for ``pause`` seconds. Other connections wait for the lock in SQLite's busy
+handler, which sleeps between tries (at most 100 ms); without the pause a
+flood of output starved them, and a heartbeat written on its own connection
+was seen 4.5 s old (a 1 s period).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+import time
+from typing import Callable, Iterator, Sequence
 
 from .journal import LogLine
 from .logtext import LogLimits, cap_line, escape_line, utf8_len
@@ -41,6 +50,10 @@ class LogBuffer:
         batch_size: int = 5_000,
         max_pending: int = 100_000,
         max_pending_chars: int = 32 * 1024 * 1024,
+        chunk_lines: int = 10_000,
+        chunk_chars: int = 8 * 1024 * 1024,
+        burst: float = 0.5,
+        pause: float = 0.12,
     ) -> None:
         self._write = write
         self._interval = interval
@@ -49,6 +62,11 @@ class LogBuffer:
         self._max_pending_chars = max_pending_chars
         self._lines: list[LogLine] = []
         self._chars = 0  # characters of the lines waiting: long lines bound memory before many lines do
+        self._chunk_lines, self._chunk_chars = chunk_lines, chunk_chars
+        self._burst, self._pause = burst, pause
+        self._burst_start: float | None = None  # when the current run of back-to-back writes began
+        self._last_end = 0.0  # when the last write ended
+        self._quiet_until = 0.0  # no write starts before this (monotonic)
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -75,8 +93,34 @@ class LogBuffer:
             with self._cond:
                 lines, self._lines, self._chars = self._lines, [], 0
                 self._cond.notify_all()
-            if lines:
-                self._write(lines)
+            for chunk in self._chunks(lines):
+                wait = self._quiet_until - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                started = time.monotonic()
+                self._write(chunk)
+                self._wrote(started, time.monotonic())
+
+    def _chunks(self, lines: list[LogLine]) -> Iterator[list[LogLine]]:
+        """``lines`` in pieces of at most chunk_lines lines and (unless one line is longer) chunk_chars characters."""
+        start, chars = 0, 0
+        for at, line in enumerate(lines):
+            size = len(line.line)
+            if at > start and (at - start >= self._chunk_lines or chars + size > self._chunk_chars):
+                yield lines[start:at]
+                start, chars = at, 0
+            chars += size
+        if start < len(lines):
+            yield lines[start:]
+
+    def _wrote(self, started: float, ended: float) -> None:
+        """Note a write; after ``burst`` seconds of back-to-back writes, keep the lock free for ``pause``."""
+        if self._burst_start is None or started - self._last_end >= self._pause:
+            self._burst_start = started
+        self._last_end = ended
+        if ended - self._burst_start >= self._burst:
+            self._quiet_until = ended + self._pause
+            self._burst_start = None
 
     def _loop(self) -> None:
         while True:
