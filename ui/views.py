@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.logtext import escape_line, escape_text
 from engine.model import Workflow
 from engine.runner import RunEvent
 from engine.validation import Issue
@@ -88,19 +89,25 @@ def print_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def print_logs(console: Console, run: RunRecord, lines: Iterable[dict[str, Any]], task_id: str | None) -> None:
-    console.print(f"run {run.id} of [bold]{run.workflow}[/]: ", state_text(run.status))
+    """Print a run's log lines as plain text: never as rich markup, never letting a line drive the terminal.
+
+    Lines are stored escaped; they are escaped again here (a no-op on those)
+    for lines stored before escaping existed, and so are errors and reasons,
+    which may quote a task's output.
+    """
+    console.print(f"run {run.id} of [bold]{escape(run.workflow)}[/]: ", state_text(run.status))
     for line in lines:
         stamp = datetime.fromtimestamp(line["ts"], tz=timezone.utc).astimezone().strftime("%H:%M:%S.%f")[:-3]
         style = {"stderr": "red", "system": "yellow"}.get(line["stream"], "")
         prefix = Text(f"{stamp} {line['task']}#{line['attempt']} {line['stream']:<6} ", style="dim")
-        console.print(prefix + Text(line["line"], style=style))
+        console.print(prefix + Text(escape_line(line["line"]), style=style))
     for tid, task in run.tasks.items():
         if task_id not in (None, tid):
             continue
         if task.status == "skipped":
-            console.print(Text(f"{tid} skipped: {task.skip_reason}", style="bright_black"))
+            console.print(Text(escape_text(f"{tid} skipped: {task.skip_reason}"), style="bright_black"))
         elif task.error:
-            console.print(Text(f"{tid} {task.status}: {task.error}", style="red"))
+            console.print(Text(escape_text(f"{tid} {task.status}: {task.error}"), style="red"))
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -126,16 +133,16 @@ def print_run_result(console: Console, run: RunRecord) -> None:
         if task.status == "skipped":
             detail = Text(task.skip_reason or "", style="bright_black")
         elif task.error:
-            detail = Text(task.error, style="red")
+            detail = Text(escape_text(task.error), style="red")
         else:
-            detail = Text("" if task.output is None else _short(task.output))
+            detail = Text("" if task.output is None else escape_line(_short(task.output)))
         table.add_row(tid, state_text(task.status), str(task.attempts), detail)
     console.print(table)
     summary = run.summary()
     duration = f" in {summary['duration']:.2f}s" if summary["duration"] is not None else ""
     console.print(Text.assemble(f"run {run.id} ", state_text(run.status), duration))
     if run.error:
-        console.print(Text(run.error, style="red"))
+        console.print(Text(escape_text(run.error), style="red"))
     console.print(Text(f"logs: taskloom logs {run.id}", style="dim"))
 
 
@@ -166,7 +173,7 @@ class RunProgress:
         done = sum(1 for s, _, _ in self.states.values() if s not in ("pending", "running", "retrying"))
         table = Table("task", "status", "attempt", "", box=None, title=f"{done}/{len(self.states)} tasks ended")
         for tid, (status, attempt, detail) in self.states.items():
-            table.add_row(tid, state_text(status), str(attempt or ""), Text(_short(detail), style="dim"))
+            table.add_row(tid, state_text(status), str(attempt or ""), Text(escape_line(_short(detail)), style="dim"))
         return table
 
     def update(self, event: RunEvent) -> None:
@@ -176,5 +183,5 @@ class RunProgress:
         if self._live is not None:
             self._live.update(self._table())
         else:
-            detail = f"  {event.detail}" if event.detail else ""
+            detail = f"  {escape_text(event.detail)}" if event.detail else ""
             self.console.print(Text.assemble(f"  {event.task_id} ", state_text(event.status), detail))

@@ -20,7 +20,7 @@ from storage.workflows import document_by_hash
 from storage.workspace import UserError, Workspace
 from ui.webstate import flash
 
-from .style import STATUS_EMOJI, badge, duration, flow_timestamp, run_flow, timeline_rows
+from .style import STATUS_EMOJI, badge, duration, flow_timestamp, log_cell, run_flow, timeline_rows
 
 __all__ = ["SELECTED", "FLOW_KEY", "TASK", "LOG_PAGE", "render_detail", "select_run"]
 
@@ -249,7 +249,7 @@ def _logs(ws: Workspace, run_id: int, task_id: str) -> None:
         st.caption("no log lines" + (" match" if search else ""))
     else:
         frame = pd.DataFrame([
-            {"time": iso(r["ts"]), "attempt": r["attempt"], "stream": r["stream"], "line": r["line"]}
+            {"time": iso(r["ts"]), "attempt": r["attempt"], "stream": r["stream"], "line": log_cell(r["line"])}
             for r in page.lines
         ])
         st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(frame)),

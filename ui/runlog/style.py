@@ -7,10 +7,14 @@ import json
 import time
 from typing import Any, Mapping
 
+from engine.logtext import escape_line
 from storage.runs import RunRecord
 from ui.designer.flowstate import doc_to_flow, md_escape
 
-__all__ = ["STATUS_EMOJI", "TASK_COLORS", "badge", "duration", "run_flow", "flow_timestamp", "timeline_rows"]
+__all__ = [
+    "STATUS_EMOJI", "TASK_COLORS", "LOG_CELL_CHARS", "badge", "duration", "log_cell", "run_flow", "flow_timestamp",
+    "timeline_rows",
+]
 
 STATUS_EMOJI = {
     "queued": "⏳", "running": "🔵", "succeeded": "🟢", "failed": "🔴", "timed_out": "⏱️", "crashed": "🟣",
@@ -29,6 +33,24 @@ TASK_COLORS = {
     "running": "#90caf9",
     "pending": "#ffffff",
 }
+
+
+#: The longest log line the viewer's table shows whole; `taskloom logs` prints the stored line whole.
+LOG_CELL_CHARS = 10_000
+
+
+def log_cell(line: str) -> str:
+    """A stored log line as the viewer shows it: escaped (never interpreted) and at most LOG_CELL_CHARS long.
+
+    Lines are stored escaped; escaping again is a no-op on them and covers lines stored before.
+
+    >>> log_cell("\\x1b[31m[red]x[/]")
+    '\\\\x1b[31m[red]x[/]'
+    """
+    text = escape_line(line)
+    if len(text) <= LOG_CELL_CHARS:
+        return text
+    return f"{text[:LOG_CELL_CHARS]}… [{len(text) - LOG_CELL_CHARS:,} more characters: taskloom logs shows them]"
 
 
 def badge(status: str | None) -> str:
