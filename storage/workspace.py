@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 import sqlite_utils
 
 from engine.executors import Executor
+from engine.logtext import LogLimits
 from engine.model import Workflow
 from engine.params import ParamError, resolve_params
 from engine.plan import tasks_to_rerun
@@ -29,6 +30,7 @@ from engine.runner import RunEvent, Runner
 from engine.states import TERMINAL_RUN_STATES, RunState, TaskState
 from engine.validation import Issue, parse_document, validate_document
 
+from .config import Config, log_limits
 from .db import StorageError, check_writable, connect, write_txn
 from .heartbeat import Heartbeat
 from .home import database_path, resolve_home
@@ -271,6 +273,7 @@ class Workspace:
             self.workflow_of(run), journal, registry=self.registry, on_event=on_event, cwd=cwd,
             secrets=self.secret_values(), grace=grace,
             services=StoreServices(self, run.workflow, cwd=cwd, owner=owner), executor=executor,
+            log_limits=self.log_limits(),
         )
         if on_runner is not None:
             on_runner(runner)
@@ -278,6 +281,13 @@ class Workspace:
             run_id, params=run.params, logical_time=run.logical_time,
             trigger_payload=run.trigger_payload, snapshot=journal.load_run(run_id),
         )
+
+    def log_limits(self) -> LogLimits:
+        """The caps on stored log lines (``taskloom config set logs.max_line_bytes ...``)."""
+        try:
+            return log_limits(Config(self.db))
+        except ValueError as exc:  # a value stored around `taskloom config set`, which checks it
+            raise UserError(f"bad log cap in the configuration: {exc}; fix it with taskloom config set") from None
 
     def recover(self, owner: str, *, run_id: int | None = None, grace: float = 5.0) -> list[Recovered]:
         """Take over runs whose runner died (all of them, or ``run_id``); see :mod:`storage.recovery`."""
