@@ -401,12 +401,13 @@ class _LineSplitter:
     def _end_line(self) -> None:
         line, cut = self._partial, self._cut
         self._partial, self._cut = b"", 0
-        if cut and self._cut_last == b"\r":
-            cut -= 1
-        if cut:
-            self._on_line(self._stream, line.decode("utf-8", "backslashreplace") + cut_marker(cut))
-        else:
+        if not cut:
             self._emit(line)
+            return
+        if self._cut_last == b"\r":  # the line ending's CR, already gone
+            cut -= 1
+        text = line.decode("utf-8", "backslashreplace")
+        self._on_line(self._stream, text + cut_marker(cut) if cut else text)
 
     def _emit(self, line: bytes) -> None:
         if line.endswith(b"\r"):
