@@ -20,11 +20,12 @@ is slowed down (the append blocks once ``max_pending`` lines or
 
 The flusher never hogs the database's write lock. A flush is written in
 transactions of at most ``chunk_lines`` lines or ``chunk_chars`` characters,
-and after ``burst`` seconds of writing back to back it leaves the lock free
-for ``pause`` seconds. Other connections wait for the lock in SQLite's busy
-handler, which sleeps between tries (at most 100 ms); without the pause a
-flood of output starved them, and a heartbeat written on its own connection
-was seen 4.5 s old (a 1 s period).
+and after ``burst`` seconds of writing back to back, or after one write
+longer than ``pause`` (one that ran SQLite's automatic checkpoint), it
+leaves the lock free for ``pause`` seconds. Other connections wait for the
+lock in SQLite's busy handler, which sleeps between tries (at most 100 ms);
+without the pause a flood of output starved them, and a heartbeat written on
+its own connection was seen 4.5 s old (a 1 s period).
 """
 
 from __future__ import annotations
@@ -114,11 +115,15 @@ class LogBuffer:
             yield lines[start:]
 
     def _wrote(self, started: float, ended: float) -> None:
-        """Note a write; after ``burst`` seconds of back-to-back writes, keep the lock free for ``pause``."""
+        """Note a write; after ``burst`` seconds of back-to-back writes, or one long write, keep the lock free for ``pause``.
+
+        A long write is usually one that ran SQLite's automatic checkpoint (fsyncs): whoever queued
+        behind it goes first.
+        """
         if self._burst_start is None or started - self._last_end >= self._pause:
             self._burst_start = started
         self._last_end = ended
-        if ended - self._burst_start >= self._burst:
+        if ended - self._burst_start >= self._burst or ended - started >= self._pause:
             self._quiet_until = ended + self._pause
             self._burst_start = None
 
