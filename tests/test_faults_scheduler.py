@@ -162,6 +162,8 @@ def test_sigkill_of_the_scheduler_during_a_run(tmp_path, home, procs):
     """Killed while a task runs: the restarted scheduler marks that attempt crashed, retries it, and runs every
     instant once; the task that had succeeded before the kill is not run again."""
     log, hang = tmp_path / "marks", tmp_path / "hung-once"
+    a = scheduler(procs, home, tmp_path, "a")
+    wait_active(home, a)
     first = soon(2.5)
     doc = make_doc(
         [
@@ -174,8 +176,6 @@ def test_sigkill_of_the_scheduler_during_a_run(tmp_path, home, procs):
         name="nightly", triggers=[instants_trigger(first, first + 8, 4)],
         settings={"overlap": "allow"},  # the recovered run may still run when the next instant comes
     )
-    a = scheduler(procs, home, tmp_path, "a")
-    wait_active(home, a)
     add_workflow(home, tmp_path, doc, a)
     assert time.time() < first, "the machine is too slow: the first instant passed before the trigger was known"
 
@@ -211,15 +211,16 @@ def test_sigkill_of_the_scheduler_during_a_run(tmp_path, home, procs):
 def test_sigkill_of_the_scheduler_during_a_retry_backoff(tmp_path, home, procs):
     """Killed while a retry waits: after the restart the retry starts at its stored instant, once."""
     log = tmp_path / "marks"
+    a = scheduler(procs, home, tmp_path, "a")
+    wait_active(home, a)
     instant = soon(2.5)
     doc = make_doc(
         [{"id": "flaky", "type": "shell", "retries": 1, "retry_delay": 5, "params": {
             "command": f'echo $TASKLOOM_ATTEMPT $(date +%s.%N) >> {log}; [ "$TASKLOOM_ATTEMPT" -ge 2 ]'}}],
         name="flaky", triggers=[instants_trigger(instant, instant, 1)],
     )
-    a = scheduler(procs, home, tmp_path, "a")
-    wait_active(home, a)
     add_workflow(home, tmp_path, doc, a)
+    assert time.time() < instant, "the machine is too slow: the instant passed before the trigger was known"
 
     due = wait_for(lambda: query(home, "SELECT next_attempt_at FROM task_states WHERE task_id = 'flaky'")[0][0],
                    timeout=20, what="the retry to be scheduled")
@@ -247,14 +248,15 @@ def test_sigkill_between_claiming_a_firing_and_starting_its_run(tmp_path, home, 
     """The failpoint kills the scheduler right after it recorded a firing: the next scheduler starts that
     firing's run, once."""
     log = tmp_path / "marks"
+    a = scheduler(procs, home, tmp_path, "a", env={"TASKLOOM_FAILPOINTS": "scheduler.after_claim=kill"})
+    wait_active(home, a)
     instant = soon(2.5)
     doc = make_doc(
         [{"id": "once", "type": "shell", "params": {"command": f"echo $TASKLOOM_RUN_ID >> {log}"}}],
         name="claimed", triggers=[instants_trigger(instant, instant, 1)],
     )
-    a = scheduler(procs, home, tmp_path, "a", env={"TASKLOOM_FAILPOINTS": "scheduler.after_claim=kill"})
-    wait_active(home, a)
     add_workflow(home, tmp_path, doc, a)
+    assert time.time() < instant, "the machine is too slow: the instant passed before the trigger was known"
     assert a.popen.wait(timeout=20) == -signal.SIGKILL, a.stderr
     assert [f[:3] for f in firings_of(home, "claimed")] == [(instant, "claimed", None)]
     assert runs_of(home, "claimed") == [] and not log.exists()
