@@ -225,7 +225,9 @@ def _workspace(request: Request) -> Iterator[Workspace]:
 
 Ws = Annotated[Workspace, Depends(_workspace)]
 WorkflowName = Annotated[str, PathParam(description="The workflow's name.")]
-RunId = Annotated[int, PathParam(description="The run's id.", ge=1)]
+#: SQLite's largest INTEGER: a larger id cannot even be looked up (sqlite3 raises OverflowError).
+MAX_ID = 2**63 - 1
+RunId = Annotated[int, PathParam(description="The run's id.", ge=1, le=MAX_ID)]
 
 _ERRORS = {404: {"model": ErrorBody, "description": "No such workflow or run"},
            422: {"model": ErrorBody, "description": "Invalid request"}}
@@ -330,7 +332,7 @@ def versions(name: WorkflowName, ws: Ws) -> list[dict[str, Any]]:
     summary="The document of one version",
 )
 def version_document(
-    name: WorkflowName, version: Annotated[int, PathParam(ge=1, description="The version number.")], ws: Ws
+    name: WorkflowName, version: Annotated[int, PathParam(ge=1, le=MAX_ID, description="The version number.")], ws: Ws
 ) -> dict[str, Any]:
     return get_document(ws.db, name, version)[1]
 
@@ -394,7 +396,8 @@ def runs(
     workflow: Annotated[str | None, Query(description="Only this workflow's runs.")] = None,
     status: Annotated[RunStatus | None, Query(description="Only runs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most this many runs.")] = 50,
-    before_id: Annotated[int | None, Query(ge=1, description="Only runs older than this id: pass the last id of a page for the next.")] = None,
+    before_id: Annotated[int | None, Query(
+        ge=1, le=MAX_ID, description="Only runs older than this id: pass the last id of a page for the next.")] = None,
 ) -> list[dict[str, Any]]:
     """Pages by id: for the next page pass the smallest id seen as `before_id`; an empty list is the end."""
     filters = [(c, v) for c, v in (("workflow = ?", workflow), ("status = ?", status), ("id < ?", before_id))
@@ -419,7 +422,7 @@ def logs(
     run_id: RunId,
     ws: Ws,
     task: Annotated[str | None, Query(description="Only this task's lines.")] = None,
-    after_id: Annotated[int, Query(ge=0, description="Only lines after this line id.")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="Only lines after this line id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many lines.")] = 1000,
 ) -> dict[str, Any]:
     """Lines in the order they were captured. Follow a running run by passing the last line's id
