@@ -95,6 +95,8 @@ def create_app(
     Workspace(home, registry=registry).close()
     app = FastAPI(title="Taskloom API", version=taskloom_version(), description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.home, app.state.registry, app.state.wake = home, registry, wake
+    # Added first, so it runs inside BearerAuth: a request without the token is refused unread.
+    app.add_middleware(BodyLimit, limit=MAX_DOCUMENT_BYTES, exempt=frozenset({("POST", "/workflows")}))
     if token is not None:
         app.add_middleware(BearerAuth, token=token)
     _install_error_handlers(app)
@@ -145,6 +147,57 @@ class BearerAuth:
             return await self.app(scope, receive, send)
         response = JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 and is never handed to the app.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is
+    read; a body sent without one (chunked) is read up to the limit, then
+    replayed to the app. Webhooks are open to anyone, so without this one
+    request could make the server hold any amount in memory. ``exempt``
+    routes ``(method, path)`` cap their own bodies (``POST /workflows``
+    answers 422 with the document's size, like ``taskloom validate``).
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: frozenset[tuple[str, str]] = frozenset()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit():  # HTTP framing keeps the body to this length
+            if int(declared) > self.limit:
+                size = f"is {int(declared):,} bytes; the limit is {self.limit:,}"
+                return await self._refuse(size, scope, receive, send)
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._refuse(f"is larger than the limit of {self.limit:,} bytes", scope, receive, send)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, size: str, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body {size}; nothing was stored"
+        await _error(413, message, field="body")(scope, receive, send)
 
 
 # -- errors ---------------------------------------------------------------------
