@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine.model import Workflow
 from engine.plugins import load_registry
 from engine.schema import schema_json
-from engine.validation import MAX_DOCUMENT_BYTES
+from engine.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from storage.db import write_txn
 from storage.runs import get_run, iso, iter_logs, list_runs
 from storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows
@@ -45,7 +45,7 @@ from ui.views import run_json
 from .api_models import (
     WORKFLOW_SCHEMA_REF, CancelResult, ErrorBody, Health, LogPage, PauseState, RerunRequest, RunDetail,
     RunQueued, RunRequest, RunStatus, RunSummary, SaveResult, VersionSummary, WorkflowDetail, WorkflowDocument,
-    WorkflowSummary, workflow_schema_components,
+    WorkflowSummary, printable, too_deep, unstorable_at, workflow_schema_components,
 )
 
 __all__ = ["create_app", "ApiError"]
@@ -215,7 +215,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """The one error shape: ``{"error": message, ...}``; extras that are None are left out."""
     body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    # An error may echo what the client sent; a lone surrogate in it would make the response itself fail.
+    return JSONResponse(printable(body), status_code=status, headers=headers)
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -249,7 +250,8 @@ def _field_issue(error: dict[str, Any]) -> dict[str, str]:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = {
-        400: "the body could not be read as JSON (is it nested too deeply?)",  # FastAPI's only 400
+        # FastAPI's only 400: json.loads raised RecursionError, or ValueError for a number over 4,300 digits
+        400: "the body could not be read as JSON (is it nested too deeply, or is a number too long?)",
         404: f"no endpoint {request.url.path}; the API is described at /docs",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
@@ -424,6 +426,7 @@ def start_run(name: WorkflowName, request: Request, ws: Ws, body: RunRequest | N
     """Params are JSON values checked against the workflow's declared params (a missing one takes
     its default). The run is queued for the scheduler; poll `GET /runs/{id}` for its progress."""
     body = body or RunRequest()
+    _refuse_unstorable({"params": body.params, "payload": body.payload})
     target = _stored_target(ws, name)
     try:
         run_id, _ = ws.start_run(target, body.params, from_text=False, trigger="api", trigger_payload=body.payload)
@@ -431,6 +434,23 @@ def start_run(name: WorkflowName, request: Request, ws: Ws, body: RunRequest | N
         raise _param_error(str(exc)) from None
     _wake(request)
     return {"run_id": run_id, "status": "queued"}
+
+
+def _refuse_unstorable(parts: dict[str, Any]) -> None:
+    """422 for values that parse but cannot be stored and read back as they were: lone surrogates,
+    NaN and infinities (see :func:`unstorable_at`), nesting deeper than workflow documents may have."""
+    for part, value in parts.items():
+        problem = unstorable_at(value, f"body.{part}")
+        if problem is not None:
+            where, why = problem
+            message = f"{where} {why}"
+            raise ApiError(422, message, field=where, issues=[{"field": where, "message": message}])
+        named = value.items() if part == "params" and isinstance(value, dict) else [(None, value)]
+        for name, item in named:
+            if too_deep(item, MAX_DEPTH):
+                where = f"body.{part}" + (f".{printable(name)}" if name is not None else "")
+                message = f"{where} is nested too deep: more than {MAX_DEPTH} levels of arrays and objects"
+                raise ApiError(422, message, field=where, issues=[{"field": where, "message": message}])
 
 
 def _param_error(message: str) -> ApiError:

@@ -9,6 +9,8 @@ Times are ISO 8601 in UTC.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
@@ -19,6 +21,7 @@ __all__ = [
     "WORKFLOW_SCHEMA_REF", "WorkflowDocument", "RunStatus", "ErrorBody", "Health", "RunSummary",
     "WorkflowSummary", "WorkflowDetail", "VersionSummary", "SaveResult", "PauseState", "RunRequest",
     "RerunRequest", "RunQueued", "RunDetail", "LogLine", "LogPage", "CancelResult", "workflow_schema_components",
+    "unstorable_at", "too_deep", "printable",
 ]
 
 #: Where the OpenAPI document keeps the taskloom/v1 JSON Schema (added by :func:`scheduler.api.create_app`).
@@ -230,3 +233,72 @@ def workflow_schema_components(schema_text: str) -> dict[str, Any]:
         return node
 
     return {base: rewrite(schema), **{f"{base}.{name}": rewrite(d) for name, d in defs.items()}}
+
+
+# -- text that cannot be stored ----------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable_at(value: Any, where: str) -> tuple[str, str] | None:
+    """``(dotted path, why)`` for the first value JSON parsers accept but Taskloom cannot store faithfully.
+
+    A ``"\\ud800"`` escape decodes to an unpaired surrogate, which has no
+    UTF-8 form: SQLite cannot store it and no response can echo it. ``NaN``,
+    ``Infinity`` and ``1e400`` (which overflows to infinity) are not JSON
+    numbers: they would come back as ``null``. Integers beyond a double's
+    range break every JSON reader but Python's. The same rules as for
+    workflow documents (:func:`engine.validation.validate_document`).
+    """
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return path, "holds an unpaired surrogate (a \\ud800-\\udfff escape alone), which is not text"
+        elif isinstance(item, float):
+            if item != item:
+                return path, "is NaN, which is not a JSON number"
+            if item - item != 0.0:  # an infinity: a literal such as 1e400 overflows to it
+                return path, "is a number too large for JSON: it overflows to infinity (at most about 1.8e308)"
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -sys.float_info.max <= item <= sys.float_info.max:
+                return path, "is a number too large for JSON (at most about 1.8e308)"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                    return path, "has a key holding an unpaired surrogate, which is not text"
+                stack.append((inner, f"{path}.{printable(key)}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{path}.{i}") for i, inner in enumerate(item))
+    return None
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels deep.
+
+    The same cap as for workflow documents: deeper values parse, but reading
+    them back through the API's serializer fails (it has a depth limit of its own).
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def printable(value: Any) -> Any:
+    """``value`` with unpaired surrogates in its strings written as escapes, so it can be sent as UTF-8."""
+    if isinstance(value, str):
+        return value if value.isascii() or not _SURROGATE.search(value) else value.encode(
+            "utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    return value

@@ -23,6 +23,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Trigger
+from engine.validation import MAX_DEPTH
+from scheduler.api_models import too_deep, unstorable_at
 from storage.scheduling import webhook_token
 from storage.secrets import SecretError, SecretStore
 from engine.model import Workflow
@@ -62,9 +64,17 @@ def _payload(body: bytes) -> tuple[Any, str | None]:
     if not body.strip():
         return None, None
     try:
-        return json.loads(body), None
-    except ValueError as exc:
-        return None, f"the body is not JSON: {exc}"
+        payload = json.loads(body)
+    except RecursionError:
+        return None, "the body is nested too deeply"
+    except ValueError as exc:  # also an integer literal past Python's 4,300 digits
+        return None, "the body is not JSON: " + str(exc).split("; use sys.")[0]
+    problem = unstorable_at(payload, "body")
+    if problem is not None:  # parses, but could not be stored or read back as it was
+        return None, " ".join(problem)
+    if too_deep(payload, MAX_DEPTH):  # the API could not serialize the run back
+        return None, f"the body is nested too deep: more than {MAX_DEPTH} levels of arrays and objects"
+    return payload, None
 
 
 def _wait_for(ws: Workspace, run_id: int, timeout: float) -> dict[str, Any]:
