@@ -300,7 +300,8 @@ def _number_issue(path: tuple[Any, ...], value: float | int) -> Issue:
         if value != value:
             message = "NaN is not a JSON number"
         else:
-            message = f"number too large: it overflows to {'-' if value < 0 else ''}Infinity, which is not a JSON number"
+            sign = "-" if value < 0 else ""
+            message = f"number too large: it overflows to {sign}Infinity, which is not a JSON number"
         return Issue(pointer(*path), message, "write a finite number, at most about 1.8e308 in size")
     digits = len(str(abs(value))) if abs(value).bit_length() < 14_000 else "thousands of"
     return Issue(
