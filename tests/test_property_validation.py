@@ -465,7 +465,9 @@ def test_a_true_edge_from_a_task_whose_type_is_a_list_is_an_issue_not_a_type_err
     ('{"x": -1e400, "y": 0}', "/tasks/0/position/x", ["overflows to -Infinity"]),
     ('{"x": 1' + "0" * 400 + ', "y": 0}', "/tasks/0/position/x", ["401 digits", "too large"]),
 ])
-def test_numbers_beyond_a_double_are_issues_and_never_exported_as_infinity(text: str, path: str, words: list[str]) -> None:
+def test_numbers_beyond_a_double_are_issues_and_never_exported_as_infinity(
+    text: str, path: str, words: list[str]
+) -> None:
     """Found by the edit property: 1e400 parsed to inf, validated, and canonical JSON wrote ``Infinity``,
     which no JSON parser reads back; a 400-digit integer made building the model raise OverflowError."""
     raw = '{"format": "taskloom/v1", "name": "x", "tasks": [{"id": "a", "type": "noop", "position": ' + text + "}]}"
