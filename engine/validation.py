@@ -5,7 +5,7 @@ sees every issue of a document at once, each with a JSON pointer, a message
 naming the bad value and a hint. Validation runs in layers, each skipping what
 an earlier one already reported so that one mistake yields one issue:
 
-1. :func:`parse_document`: size cap, nesting cap, JSON syntax, UTF-8;
+1. :func:`parse_document`: size cap, nesting cap, JSON syntax, UTF-8, repeated keys;
 2. values no stored document can hold (NaN, infinities, numbers beyond a
    double, unpaired surrogates), and the document's structure against
    :data:`engine.schema.WORKFLOW_SCHEMA`;
@@ -73,7 +73,8 @@ def parse_document(text: str | bytes) -> tuple[Any, list[Issue]]:
     if depth_issue is not None:
         return None, [depth_issue]
     try:
-        return json.loads(text, parse_constant=_reject_constant), []
+        repeated: list[_Duplicates] = []
+        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=lambda p: _object(p, repeated))
     except json.JSONDecodeError as exc:
         return None, [
             Issue(
@@ -89,6 +90,59 @@ def parse_document(text: str | bytes) -> tuple[Any, list[Issue]]:
         return None, [Issue("", f"invalid JSON: a number is too long ({reason})", "use a smaller number")]
     except RecursionError:
         return None, [_nesting_issue()]
+    if repeated:
+        return None, _duplicate_key_issues(doc)
+    return doc, []
+
+
+class _Duplicates(dict):  # type: ignore[type-arg]
+    """An object whose text repeated a key; ``repeated`` holds every value given for each such key."""
+
+    repeated: dict[str, list[Any]]
+
+
+def _object(pairs: list[tuple[str, Any]], repeated: list[_Duplicates]) -> dict[str, Any]:
+    """``json.loads``'s object hook: a plain dict, unless a key repeats (JSON would keep only the last)."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Duplicates(obj)
+    repeated.append(marked)
+    marked.repeated = {}
+    for key, value in pairs:
+        marked.repeated.setdefault(key, []).append(value)
+    marked.repeated = {k: v for k, v in marked.repeated.items() if len(v) > 1}
+    return marked
+
+
+def _duplicate_key_issues(doc: Any) -> list[Issue]:
+    """One issue per key given twice or more in one object, in document order.
+
+    JSON parsers keep the last value of a repeated key and drop the others
+    without a word, so ``"params": {"who": ..., "who": ...}`` would lose a
+    declaration and two ``"tasks"`` lists would lose a whole list.
+    """
+    issues: list[Issue] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, _Duplicates):
+            for key, values in value.repeated.items():
+                shown = " and ".join(_short_json(v) for v in values)
+                issues.append(Issue(
+                    pointer(*path, key),
+                    f"duplicate key '{key}' in {pointer(*path) or 'the document'}: given {len(values)} times "
+                    f"({shown}); JSON keeps only the last and drops the others without a word",
+                    f"keep one '{key}'; rename or merge the others",
+                ))
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((item, path + (key,)) for key, item in items if isinstance(item, (dict, list)))
+    return _in_document_order(doc, issues)
+
+
+def _short_json(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _utf8_size(text: str) -> int:
