@@ -271,6 +271,19 @@ def test_the_scheduler_refuses_to_start_on_a_full_disk(tmp_path):
     assert integrity(home / "taskloom.db") == "ok"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_foreground_commands_that_cannot_even_take_their_heartbeat_exit_cleanly(tmp_path, command):
+    """Simulated full disk from the first write: `run` and `resume` print the path and the fix, no traceback."""
+    home = tmp_path / "home"
+    assert taskloom(home, "list").returncode == 0
+    flow = write_flow(tmp_path, make_doc([{"id": "a", "type": "noop"}]))
+    args = [command, flow] if command == "run" else [command, "1"]
+    refused = cli(home, *args, cwd=tmp_path, TASKLOOM_FAILPOINTS="storage.commit=full")
+    assert_clean_error(refused, str(home / "taskloom.db"), "the disk is full")
+    assert integrity(home / "taskloom.db") == "ok"
+
+
 # -- a read-only database ------------------------------------------------------------------------
 
 

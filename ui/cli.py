@@ -260,8 +260,22 @@ cli.add_command(next_, "next")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="taskloom")
+    """Console-script entry point.
+
+    A database that cannot be written (a full disk, a read-only file, a lock
+    held too long) is the machine's problem, not a bug: whichever command
+    meets it prints the storage layer's message, which names the file and
+    the fix, and exits 1 without a traceback.
+    """
+    from rich.markup import escape
+
+    from storage.db import StorageError
+
+    try:
+        cli(prog_name="taskloom")
+    except StorageError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
