@@ -48,6 +48,7 @@ class Masker:
             raise ValueError(f"min_length must be at least 1, not {min_length}")
         self.min_length = min_length
         needles = _needles(secrets, min_length)
+        self._needles = sorted(needles, key=len, reverse=True)
         # Longest first: the regex tries alternatives in order, so at any
         # position a secret that contains another one is replaced whole.
         ordered = sorted(needles, key=lambda s: (-len(s), s))
@@ -63,6 +64,21 @@ class Masker:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
+
+    def mask_tail(self, text: str) -> str:
+        """:meth:`mask`, and also a start of a secret that ends ``text`` (a line cut in the middle of one).
+
+        Only a start of at least :attr:`min_length` characters counts (a shorter
+        one reveals next to nothing and would mask ordinary endings).
+        """
+        text = self.mask(text)
+        if self._pattern is None:
+            return text
+        for needle in self._needles:
+            for size in range(min(len(needle) - 1, len(text)), self.min_length - 1, -1):
+                if text.endswith(needle[:size]):
+                    return text[: len(text) - size] + MASK
+        return text
 
     def mask_value(self, value: Any) -> Any:
         """A copy of a JSON value with every string masked: dict keys and values, list items, recursively.

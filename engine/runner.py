@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping
 from .executors import Executor
 from .journal import Fenced, Journal, LogLine, RunSnapshot
 from .logbuffer import AttemptLog, LogBuffer
-from .logtext import LogLimits
+from .logtext import LogLimits, cut_bytes, cut_marker
 from .masking import Masker
 from .model import Task, Workflow
 from .plan import RunPlan
@@ -439,9 +439,17 @@ class Runner:
         """The attempt's ``ctx.log``: masked, escaped and capped lines into the log buffer."""
         running.log = AttemptLog(
             self._logs.append, self._run_id, task_id, running.attempt, clock=self.clock, limits=self.log_limits,
-            mask=self.masker.mask if self.masker else None,
+            mask=self._mask_line if self.masker else None,
         )
         return running.log
+
+    def _mask_line(self, line: str) -> str:
+        """Mask a log line; a line its reader cut may end in the first part of a secret, masked too."""
+        cut = cut_bytes(line)
+        if not cut:
+            return self.masker.mask(line)
+        marker = cut_marker(cut)
+        return self.masker.mask_tail(line[: -len(marker)]) + marker
 
     def _attempt_ended(self, item: _Ended) -> None:
         result, task_id = item.result, item.task_id

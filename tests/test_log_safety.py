@@ -513,3 +513,22 @@ def test_a_flood_of_long_lines_keeps_the_runner_memory_bounded_and_hits_the_defa
     # What the runner may hold: 32 Mi characters waiting in the log buffer, as many being written, one line of
     # at most 1 MB being read (a few copies while it is decoded, escaped and cut), SQLite's cache.
     assert growth < 200
+
+
+def test_a_secret_cut_in_two_by_the_per_line_cap_leaves_no_part_of_it(ws, tmp_path, run_doc):
+    """The reader cuts a long line before masking; the part of a secret before the cut is masked too."""
+    from storage.secrets import SecretStore
+
+    secret = "s3cr3t-" + "k" * 40
+    from storage.config import Config
+    from tests.conftest import make_doc
+
+    SecretStore(ws.db, ws.home).set("TOKEN", secret)
+    Config(ws.db).set("logs.max_line_bytes", 100)
+    # 80 bytes of padding put the cut (at 100 bytes) 20 characters into the secret
+    doc = make_doc([{"id": "t", "type": "shell", "params": {"command": "printf '%080d{{ secrets.TOKEN }}\\n' 0"}}])
+    run = run_doc(doc)
+    assert run.status == "succeeded"
+    (line,) = [l for (l,) in ws.db.execute("SELECT line FROM logs WHERE run_id = ? AND stream = 'stdout'", [run.id])]
+    assert "s3cr3t" not in line and "kkkk" not in line, line
+    assert "***" in line and "[cut " in line

@@ -126,3 +126,11 @@ def test_many_secrets_one_pass():
     assert masker
     line = " ".join(secrets[::50])
     assert masker.mask(line) == " ".join([MASK] * 10)
+
+
+def test_mask_tail_masks_the_start_of_a_secret_that_ends_a_cut_line():
+    masker = Masker(["hunter2-very-secret"])
+    assert masker.mask_tail("token=hunter2-ve") == "token=***"
+    assert masker.mask_tail("token=hunter2-very-secret and more") == "token=*** and more"
+    assert masker.mask_tail("ends with hun") == "ends with hun"  # 3 characters: below the minimum
+    assert Masker([]).mask_tail("token=hunter2-ve") == "token=hunter2-ve"
