@@ -43,9 +43,9 @@ from storage.workspace import Target, UserError, Workspace
 from ui.views import run_json
 
 from .api_models import (
-    WORKFLOW_SCHEMA_REF, CancelResult, ErrorBody, Health, LogPage, PauseState, RerunRequest, RunDetail,
+    MAX_SERVED_DEPTH, WORKFLOW_SCHEMA_REF, CancelResult, ErrorBody, Health, LogPage, PauseState, RerunRequest, RunDetail,
     RunQueued, RunRequest, RunStatus, RunSummary, SaveResult, VersionSummary, WorkflowDetail, WorkflowDocument,
-    WorkflowSummary, printable, too_deep, unstorable_at, workflow_schema_components,
+    WorkflowSummary, printable, servable, too_deep, unstorable_at, workflow_schema_components,
 )
 
 __all__ = ["create_app", "ApiError"]
@@ -487,7 +487,8 @@ def run(run_id: RunId, ws: Ws) -> dict[str, Any]:
     record = get_run(ws.db, run_id, with_attempts=True)
     summary = record.summary()
     extra = {k: summary[k] for k in ("trigger", "logical_time", "duration", "params", "parent_run_id")}
-    return {**run_json(record), **extra, "trigger_payload": record.trigger_payload}
+    # Outputs are what tasks returned, at any depth; servable() keeps a very deep one from failing the response.
+    return servable({**run_json(record), **extra, "trigger_payload": record.trigger_payload}, MAX_SERVED_DEPTH + 4)
 
 
 @router.get("/runs/{run_id}/logs", response_model=LogPage, tags=["runs"], summary="A page of a run's log lines")

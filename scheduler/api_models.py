@@ -21,7 +21,7 @@ __all__ = [
     "WORKFLOW_SCHEMA_REF", "WorkflowDocument", "RunStatus", "ErrorBody", "Health", "RunSummary",
     "WorkflowSummary", "WorkflowDetail", "VersionSummary", "SaveResult", "PauseState", "RunRequest",
     "RerunRequest", "RunQueued", "RunDetail", "LogLine", "LogPage", "CancelResult", "workflow_schema_components",
-    "unstorable_at", "too_deep", "printable",
+    "unstorable_at", "too_deep", "printable", "MAX_SERVED_DEPTH", "servable",
 ]
 
 #: Where the OpenAPI document keeps the taskloom/v1 JSON Schema (added by :func:`scheduler.api.create_app`).
@@ -290,6 +290,32 @@ def too_deep(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+#: Values nested deeper than this are sent as their JSON text: pydantic refuses to serialize past ~255 levels.
+MAX_SERVED_DEPTH = 200
+
+
+def servable(value: Any, limit: int = MAX_SERVED_DEPTH) -> Any:
+    """``value`` as the API can always send it: a part nested deeper than ``limit`` becomes its JSON text.
+
+    Task outputs are whatever a task returned; one nested 600 levels deep was
+    stored fine, and then every ``GET /runs/{id}`` of its run failed with a
+    500. Values within the limit are returned as they are, unchanged.
+    """
+    if not too_deep(value, limit):
+        return value
+
+    def cut(item: Any, depth: int) -> Any:
+        if isinstance(item, (dict, list)) and depth > limit:
+            return json.dumps(item, ensure_ascii=False)
+        if isinstance(item, dict):
+            return {k: cut(v, depth + 1) for k, v in item.items()}
+        if isinstance(item, list):
+            return [cut(v, depth + 1) for v in item]
+        return item
+
+    return cut(value, 1)
 
 
 def printable(value: Any) -> Any:

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.model import Trigger
 from engine.validation import MAX_DEPTH
-from scheduler.api_models import too_deep, unstorable_at
+from scheduler.api_models import servable, too_deep, unstorable_at
 from storage.scheduling import webhook_token
 from storage.secrets import SecretError, SecretStore
 from engine.model import Workflow
@@ -82,8 +82,8 @@ def _wait_for(ws: Workspace, run_id: int, timeout: float) -> dict[str, Any]:
     while time.monotonic() < deadline:
         run = ws.run(run_id)
         if run.status not in ("queued", "running"):
-            return {"run_id": run_id, "status": run.status, "error": run.error,
-                    "outputs": {t: r.output for t, r in run.tasks.items()}}
+            return servable({"run_id": run_id, "status": run.status, "error": run.error,
+                             "outputs": {t: r.output for t, r in run.tasks.items()}})
         time.sleep(0.05)
     return {"run_id": run_id, "status": "running", "error": f"still running after {timeout:g} s"}
 
