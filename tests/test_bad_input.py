@@ -472,3 +472,29 @@ def test_the_api_refuses_duplicates_naming_both_places(
     for word in words:
         assert word in issue["message"], issue
     assert counts(home) == before
+
+
+def test_a_task_output_nested_too_deep_for_the_serializer_is_still_served(
+    server: str, run_doc: Any, home: Path
+) -> None:
+    """Found while probing issue 10: a python task's output nested 600 deep was stored fine, then every
+    GET /runs/{id} of its run was a 500 (pydantic stops at ~255 levels). The deep part now comes as JSON text."""
+    code = "def main():\n    v = 'bottom'\n    for _ in range(600):\n        v = [v]\n    return {'deep': v, 'flat': 1}"
+    run = run_doc(make_doc([{"id": "p", "type": "python", "params": {"code": code}}]))
+    assert run.status == "succeeded"
+    response = httpx.get(f"{server}/runs/{run.id}", headers=AUTH)
+    assert response.status_code == 200
+    output = response.json()["tasks"]["p"]["output"]
+    assert output["flat"] == 1
+    node, depth = output["deep"], 0
+    while isinstance(node, list):
+        node, depth = node[0], depth + 1
+    assert depth < 600 and json.loads(node) == deep_value(600 - depth)
+
+
+def deep_value(levels: int) -> Any:
+    """'bottom' inside ``levels`` nested arrays."""
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
