@@ -68,6 +68,14 @@ def deep(levels: int) -> Any:
     return value
 
 
+def deep_value(levels: int) -> Any:
+    """'bottom' inside ``levels`` nested arrays."""
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
     """What ``taskloom scheduler`` serves (the API with a token, and the webhooks) on a free 127.0.0.1 port."""
@@ -490,11 +498,3 @@ def test_a_task_output_nested_too_deep_for_the_serializer_is_still_served(
     while isinstance(node, list):
         node, depth = node[0], depth + 1
     assert depth < 600 and json.loads(node) == deep_value(600 - depth)
-
-
-def deep_value(levels: int) -> Any:
-    """'bottom' inside ``levels`` nested arrays."""
-    value: Any = "bottom"
-    for _ in range(levels):
-        value = [value]
-    return value
