@@ -7,7 +7,14 @@ Parameters may hold ``{{ ... }}`` templates that see ``params``, ``tasks``
 any other string renders to text, with lists and objects written as JSON.
 
 Rendering never reaches Python internals: the sandbox refuses unsafe
-attributes and the failure surfaces as :class:`TemplateError`.
+attributes and the failure surfaces as :class:`TemplateError`. Like the
+sandbox's own cap on ``range()``, ``**`` and repeating a string or list with
+``*`` are capped (:data:`MAX_POWER_BITS`, :data:`MAX_REPEAT`): rendering runs
+on the runner's own thread, where no task timeout can stop it, so
+``{{ 9 ** 9 ** 9 }}`` or ``{{ '=' * tasks.count.output }}`` with a huge
+count must fail the task, not hang the run. (The sandbox does not bound every
+way to spend memory, e.g. ``'x'.ljust(n)``; templates are written by workflow
+authors, who can run commands anyway.)
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
     "TemplateError",
+    "MAX_POWER_BITS",
+    "MAX_REPEAT",
     "ROOT_NAMES",
     "Reference",
     "render_value",
@@ -79,7 +88,34 @@ class _DataFirstEnvironment(SandboxedEnvironment):
         return super().getitem(obj, argument)
 
 
-_ENV = _DataFirstEnvironment(
+#: The largest result of ``a ** b`` on integers, in bits (about 20,000 decimal digits).
+MAX_POWER_BITS = 65_536
+#: The longest string or list ``*`` may build, in characters or items.
+MAX_REPEAT = 1_000_000
+
+
+class _BoundedEnvironment(_DataFirstEnvironment):
+    """``**`` and ``*`` that refuse results too large to compute in a moment (see the module docstring)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+            if right * (abs(left).bit_length() - 1) > MAX_POWER_BITS:
+                raise SecurityError(f"{left} ** {right} would have more than {MAX_POWER_BITS:,} bits")
+        if operator == "*":
+            sequence, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
+            if isinstance(sequence, (str, list, tuple)) and _is_int(times) and len(sequence) * times > MAX_REPEAT:
+                raise SecurityError(f"repeating a {type(sequence).__name__} of length {len(sequence):,} "
+                                    f"{times:,} times would make more than {MAX_REPEAT:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_ENV = _BoundedEnvironment(
     undefined=StrictUndefined,
     finalize=_finalize,
     autoescape=False,
