@@ -3,7 +3,8 @@
 - Template sandbox escapes: the task fails at once with the sandbox's refusal,
   its command never runs, and neither Python internals nor secret values reach
   the error, the recorded parameters or the logs. Template syntax that arrives
-  as data (a param, a payload) is never rendered a second time.
+  as data (a param, a payload) is never rendered a second time. A template
+  whose ``**`` or ``*`` would take minutes fails its task instead.
 - Path traversal in ``file`` tasks: ``..``, ``~``, absolute paths, symbolic
   links and templates that lead outside the allowed roots are refused, not
   retried, and no file is touched. (``test_task_file.py`` covers more link
@@ -153,6 +154,21 @@ def test_a_sandbox_escape_fails_its_task_at_once_and_leaks_nothing(
     stored += "\n".join(line for (line,) in query(ws.home, "SELECT line FROM logs"))
     for leak in LEAKS:
         assert leak not in stored, leak
+
+
+@pytest.mark.parametrize("template", ["{{ 9 ** (9 ** 9) }}", "{{ '=' * params.n }}", "{{ [0] * params.n }}"])
+def test_a_template_too_costly_to_render_fails_its_task_instead_of_hanging_the_run(
+    run_doc: Any, template: str
+) -> None:
+    """Found while probing: rendering runs on the runner's thread, where no timeout reaches, and the plain
+    sandbox computed 9 ** 387420489 (minutes, gigabytes) or a string as long as a payload's number said."""
+    doc = make_doc([{"id": "t", "type": "shell", "params": {"command": f"echo {template}"}}],
+                   params={"n": {"type": "integer", "default": 10**9}})
+    started = time.monotonic()
+    run = run_doc(doc)
+    assert time.monotonic() - started < 30
+    assert run.tasks["t"].status == "failed" and "refused by the sandbox" in run.tasks["t"].error
+    assert "would" in run.tasks["t"].error and "more than" in run.tasks["t"].error
 
 
 def test_template_syntax_arriving_as_data_is_never_rendered_again(run_doc: Any, tmp_path: Path) -> None:
