@@ -25,7 +25,7 @@ import dataclasses
 from typing import Any, Iterator
 
 import pytest
-from hypothesis import given, note
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from engine.plugins import load_registry
@@ -191,6 +191,8 @@ def oracle_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 def test_runner_end_states_agree_with_the_reference(doc: dict[str, Any], oracle_ws: Workspace) -> None:
     expected, expected_status = reference(doc)
     note(f"expected: {expected} -> {expected_status}")
+    event(f"run {expected_status}")
+    event(f"{sum(state == 'skipped' for state, _, _ in expected.values())} task(s) skipped")
     oracle_ws.save(doc)
     run_id, _ = oracle_ws.start_run(oracle_ws.target("oracle"), {})
     status = oracle_ws.execute(run_id, cwd=str(oracle_ws.home))
