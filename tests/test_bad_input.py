@@ -142,10 +142,8 @@ def test_a_sandbox_escape_fails_its_task_at_once_and_leaks_nothing(
                    [{"from": "evil", "to": "after"}])
     run = run_doc(doc)
     evil = run.tasks["evil"]
-    # A refused parameter template fails the attempt before it starts and spends no retry; a condition
-    # evaluates its expression itself and reports an ordinary (retriable) failure, so its retries run.
-    attempts = 1 if kind == "shell" else 3
-    assert (run.status, evil.status, evil.attempts) == ("failed", "failed", attempts)
+    # A refused template fails the attempt and spends no retry: the same inputs would be refused again.
+    assert (run.status, evil.status, evil.attempts) == ("failed", "failed", 1)
     assert run.tasks["after"].status == "skipped"
     refused = ("refused by the sandbox", "is not set", "has no attribute")
     assert any(words in evil.error for words in refused), evil.error
@@ -233,8 +231,6 @@ def test_a_path_leaving_the_roots_is_refused_and_no_file_is_touched(
     assert counts(ws.home)["task_memory"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="engine/tasks/files.py: realpath raises ValueError on a NUL byte, "
-                   "so the task is recorded as crashed and retried instead of refused")
 def test_a_nul_byte_in_a_path_is_refused_not_a_crash(run_doc: Any, files: Path) -> None:
     run = run_doc(make_doc([{"id": "f", "type": "file", "retries": 2, "retry_delay": 0,
                              "params": {"action": "list", "source": "src\x00/../../etc"}}]))

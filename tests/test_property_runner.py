@@ -96,7 +96,7 @@ def _execute(task: dict[str, Any], states: dict[str, str]) -> tuple[str, Any, in
     if task["type"] == "condition":
         expression = params["expression"]
         if expression == "1 / 0":
-            return "failed", None, retries + 1
+            return "failed", None, 1  # its inputs cannot change between attempts: no retry
         if expression.startswith("tasks."):
             upstream = expression.split(".")[1]
             return "succeeded", states[upstream] == "succeeded", 1

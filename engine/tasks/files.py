@@ -71,6 +71,8 @@ def resolve_in_roots(value: str, *, cwd: str, roots: list[str], what: str) -> st
     ``what`` names the path in the message: ``"source"``, ``"path"``... The
     path need not exist; the existing part of it is resolved through links.
     """
+    if "\x00" in value:
+        raise PathRefused(f"{what} {value!r} holds a NUL byte, which no file name can contain; remove it")
     expanded = os.path.expanduser(value)
     real = os.path.realpath(os.path.join(cwd, expanded))
     if containing_root(real, roots) is None:

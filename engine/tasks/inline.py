@@ -20,7 +20,8 @@ def condition(ctx: AttemptContext) -> AttemptResult:
     try:
         value = evaluate_expression(expression, ctx.template_context)
     except TemplateError as exc:
-        return AttemptResult(TaskState.FAILED, error=str(exc))
+        # Its inputs cannot change between attempts, so trying again cannot help: no retry is spent.
+        return AttemptResult(TaskState.FAILED, error=str(exc), retriable=False)
     outcome = bool(value)
     ctx.log("system", f"{expression} -> {outcome}")
     return AttemptResult(TaskState.SUCCEEDED, output=outcome)
