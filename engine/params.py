@@ -82,9 +82,16 @@ def convert(kind: str, text: str) -> Any:
 def parse_assignments(items: list[str]) -> dict[str, str]:
     """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; raise ParamError on items without '='."""
     out: dict[str, str] = {}
-    bad = [i for i in items if "=" not in i]
+    bad = [f"parameter {i!r} must be written key=value" for i in items if "=" not in i]
+    # A command-line argument that is not UTF-8 arrives with its bytes as lone surrogates.
+    bad += [
+        f"parameter '{i.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')}'"
+        " is not UTF-8 text; write it in UTF-8"
+        for i in items
+        if any("\ud800" <= c <= "\udfff" for c in i)
+    ]
     if bad:
-        raise ParamError([f"parameter {i!r} must be written key=value" for i in bad])
+        raise ParamError(bad)
     for item in items:
         key, _, value = item.partition("=")
         out[key.strip()] = value

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sqlite3
 import socket
 import threading
 import time
@@ -510,3 +511,22 @@ def test_a_task_output_nested_too_deep_for_the_serializer_is_still_served(
     while isinstance(node, list):
         node, depth = node[0], depth + 1
     assert depth < 600 and json.loads(node) == deep_value(600 - depth)
+
+
+def test_a_parameter_that_is_not_utf8_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    """A shell can pass any bytes as an argument; `-p who=\\xff` is a clear error and queues no run."""
+    import subprocess
+
+    from tests.clitools import TASKLOOM, env_for
+
+    home = tmp_path / "home"
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps(make_doc([{"id": "a", "type": "noop"}], params={"who": {"type": "string"}})))
+    done = subprocess.run([TASKLOOM.encode(), b"run", str(flow).encode(), b"-p", b"who=\xff"],
+                          env=env_for(home), capture_output=True, timeout=60)
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1
+    assert "parameter 'who=\\xff' is not UTF-8 text" in stderr
+    assert "Traceback" not in stderr
+    runs = sqlite3.connect(home / "taskloom.db").execute("SELECT count(*) FROM runs").fetchone()[0]
+    assert runs == 0
