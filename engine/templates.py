@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
@@ -121,6 +122,19 @@ _ENV = _BoundedEnvironment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+
+
+def _shell_quote(value: Any) -> str:
+    """``shquote``: one shell word holding the value exactly (JSON text for objects and lists)."""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    elif value is None or isinstance(value, bool):
+        value = json.dumps(value)
+    return shlex.quote(str(value))
+
+
+# Values from outside (a webhook payload, a param) must not become shell syntax in a command line.
+_ENV.filters["shquote"] = _shell_quote
 
 
 def has_template(value: str) -> bool:

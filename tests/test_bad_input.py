@@ -530,3 +530,16 @@ def test_a_parameter_that_is_not_utf8_is_refused_without_a_traceback(tmp_path: P
     assert "Traceback" not in stderr
     runs = sqlite3.connect(home / "taskloom.db").execute("SELECT count(*) FROM runs").fetchone()[0]
     assert runs == 0
+
+
+def test_shquote_keeps_outside_data_from_becoming_shell_syntax(run_doc: Any, tmp_path: Path) -> None:
+    """`{{ params.x | shquote }}` passes hostile text to a command as one word, run nothing of it."""
+    marker = tmp_path / "pwned"
+    hostile = f"'; touch {marker}; echo \"$(touch {marker})\" `touch {marker}` $HOME"
+    doc = make_doc([{"id": "echo", "type": "shell",
+                     "params": {"command": "printf '%s\\n' {{ params.x | shquote }}"}}],
+                   params={"x": {"type": "string"}})
+    run = run_doc(doc, {"x": hostile})
+    assert run.status == "succeeded"
+    assert run.tasks["echo"].output == hostile
+    assert not marker.exists()
