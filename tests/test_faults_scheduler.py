@@ -548,3 +548,34 @@ def test_a_workflow_edited_while_it_runs_finishes_on_the_version_it_started_with
     assert (tasks(first), tasks(second)) == (["a", "b"], ["a", "c", "d"])
     print(f"run {first}: version {version1}, ran {[t for r, t in ran if r == first]};"
           f" run {second}: version {version2}, ran {[t for r, t in ran if r == second]}")
+
+
+@pytest.mark.slow
+def test_serve_killed_by_sigkill_leaves_no_web_app_behind(tmp_path, home):
+    """The web app `taskloom serve` starts ends with it, even when serve cannot clean up (SIGKILL)."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ui_port = probe.getsockname()[1]
+    serve = subprocess.Popen([TASKLOOM, "serve", "--no-api", "--ui-port", str(ui_port)], env=env_for(home),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def app_up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health", timeout=1).text == "ok"
+            except httpx.HTTPError:
+                return False
+
+        wait_for(app_up, timeout=60, what="the web app")
+        children = [int(p) for p in Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()]
+        assert children, "serve should have started the web app as its child"
+        serve.kill()
+        serve.wait(timeout=10)
+        wait_for(lambda: not any(pid_alive(pid) for pid in children), timeout=20, what="the web app to end")
+        assert not app_up()
+    finally:
+        if serve.poll() is None:
+            serve.kill()

@@ -32,11 +32,27 @@ def ui_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 
 def start_ui(home: str | None, port: int, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
-    """Start the app in a child process that sees the same Taskloom home."""
+    """Start the app in a child process that sees the same Taskloom home, and ends when this process ends.
+
+    Call it before starting threads: the child is asked (Linux's parent-death
+    signal) to get SIGTERM when the thread that started it ends, so that a
+    ``taskloom serve`` killed with SIGKILL leaves no web app holding its port.
+    """
     env = dict(os.environ)
     if home:
         env["TASKLOOM_HOME"] = str(home)
-    return subprocess.Popen(ui_command(port, host), env=env)
+    return subprocess.Popen(ui_command(port, host), env=env, preexec_fn=_end_with_parent)
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (best effort where prctl exists)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @click.command("ui")
