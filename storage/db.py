@@ -300,22 +300,14 @@ def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sq
             _begin(db)
             try:
                 yield db
-            except sqlite3.Error as exc:
+                failpoints.hit("storage.commit")
+                db.conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # from the caller's statements or from COMMIT itself
                 _rollback(db)
                 raise storage_error(exc, _path_of(db)) or exc from None
             except BaseException:
                 _rollback(db)
                 raise
-            else:
-                try:
-                    failpoints.hit("storage.commit")
-                    db.conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    _rollback(db)
-                    raise storage_error(exc, _path_of(db)) or exc from None
-                except BaseException:
-                    _rollback(db)
-                    raise
         finally:
             if not durable:
                 db.conn.execute("PRAGMA synchronous = FULL")
