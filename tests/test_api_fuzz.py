@@ -157,6 +157,8 @@ def fuzz(served: Served, operation: Any, mode: GenerationMode, path_parameters: 
         check()
     except Unsatisfiable:  # negative mode on an operation without a parameter or body: nothing to break
         assert mode is GenerationMode.NEGATIVE and not counts, operation.label
+        return
+    assert sum(counts.values()) > 0, f"no request was sent for {operation.label}"
 
 
 def test_the_api_has_the_expected_operations(api_schema: Any) -> None:
@@ -177,7 +179,6 @@ def test_no_server_error_and_a_4xx_stores_nothing(served: Served, api_schema: An
             continue  # the same requests as with generated paths
         fixed = {k: v for k, v in EXISTING.items() if k in names} if aimed else None
         fuzz(served, operation, mode, fixed, examples=25)
-    assert served.seen
 
 
 @budget(60)
