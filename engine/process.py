@@ -28,13 +28,13 @@ from typing import Callable
 
 from .logtext import DEFAULT_MAX_LINE_BYTES, cut_marker, utf8_boundary
 
-__all__ = ["ProcessResult", "run_process", "kill_process_group", "group_members", "kill_leftover_group"]
+__all__ = ["ProcessResult", "LineSplitter", "run_process", "kill_process_group", "group_members", "kill_leftover_group"]
 
 _CHUNK = 64 * 1024
 _POLL_INTERVAL = 0.05  # how often the cancel event (and exit, without pidfd) is checked
 _GROUP_POLL_INTERVAL = 0.02
 
-# Selector keys carry a _LineSplitter for the output pipes; these mark the others.
+# Selector keys carry a LineSplitter for the output pipes; these mark the others.
 _STDIN = "stdin"
 _EXIT = "exit"
 
@@ -213,7 +213,7 @@ class _Supervisor:
         self._readers = 0
         for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             assert pipe is not None
-            splitter = _LineSplitter(stream, on_line, max_line_bytes)
+            splitter = LineSplitter(stream, on_line, max_line_bytes)
             self._sel.register(pipe.fileno(), selectors.EVENT_READ, splitter)
             self._readers += 1
         self._stdin = memoryview(stdin_data or b"")
@@ -347,7 +347,7 @@ class _Supervisor:
             pass
 
 
-class _LineSplitter:
+class LineSplitter:
     """Turns one stream's chunks into on_line calls, holding at most ``max_line_bytes`` of the current line.
 
     A longer line is cut: its first ``max_line_bytes`` bytes are delivered

@@ -23,7 +23,7 @@ import pytest
 
 from engine.logbuffer import AttemptLog
 from engine.logtext import LogLimits, cap_line, cut_bytes, escape_line
-from engine.process import _LineSplitter
+from engine.process import LineSplitter
 from engine.registry import TaskType
 from engine.tasks.base import AttemptContext, AttemptResult, TaskFunction
 from storage.heartbeat import DEFAULT_INTERVAL
@@ -141,7 +141,7 @@ def test_splitter_cuts_long_lines_the_same_whatever_the_chunking() -> None:
         data = b"".join(rng.choice(alphabet) * rng.choice([1, 1, 2, 7, 40]) for _ in range(rng.randint(0, 300)))
         cap = rng.choice([1, 3, 4, 5, 16, 64])
         got: list[str] = []
-        splitter = _LineSplitter("stdout", lambda _s, line: got.append(line), cap)
+        splitter = LineSplitter("stdout", lambda _s, line: got.append(line), cap)
         at = 0
         while at < len(data):
             step = rng.randint(1, 50)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..logtext import line_cap
-from ..process import _LineSplitter, kill_process_group
+from ..process import LineSplitter, ProcessResult, kill_process_group
 from ..states import TaskState
-from ..tasks.base import AttemptContext, AttemptResult
+from ..tasks.base import AttemptContext, AttemptResult, result_from_process
 
 __all__ = ["PythonPool"]
 
@@ -232,12 +232,10 @@ class _JobRun:
         deadline = time.monotonic() + self.ctx.timeout
         while self._reply is None and self._replies_open:
             if self.ctx.cancel.is_set():
-                return self._kill(TaskState.CANCELLED, "cancelled")
+                return self._kill(cancelled=True)
             now = time.monotonic()
             if now >= deadline:
-                return self._kill(
-                    TaskState.TIMED_OUT, f"timed out after {self.ctx.timeout:g} s; its process group was killed"
-                )
+                return self._kill(timed_out=True)
             self._pump(min(_POLL, deadline - now))
         if self._reply is None:  # the worker died under the task
             return self._died()
@@ -287,27 +285,26 @@ class _JobRun:
         for stream in self._streams.values():
             stream.finish()
 
-    def _kill(self, status: TaskState, error: str) -> AttemptResult:
+    def _kill(self, *, cancelled: bool = False, timed_out: bool = False) -> AttemptResult:
         self.worker.kill(self.ctx.grace)
         self._drain(0.5)
-        code = self.worker.proc.returncode
-        return AttemptResult(status, error=error, signal=-code if code is not None and code < 0 else None)
+        return self._ended(cancelled=cancelled, timed_out=timed_out)
 
     def _died(self) -> AttemptResult:
         self.worker.proc.wait()
         self._drain(0.5)
         self.worker.kill(grace=0)  # whatever the task started goes too
+        return self._ended()
+
+    def _ended(self, *, cancelled: bool = False, timed_out: bool = False) -> AttemptResult:
+        """The attempt's result once its worker is gone, worded as for a one-shot child process."""
         code = self.worker.proc.returncode
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = str(-code)
-            return AttemptResult(TaskState.CRASHED, error=f"killed by signal {name}", signal=-code)
-        return AttemptResult(
-            TaskState.FAILED,
-            error=f"the task's process exited with status {code} before its function returned",
-            exit_code=code,
+        ended = ProcessResult(
+            returncode=code if code >= 0 else None, signal=-code if code < 0 else None,
+            timed_out=timed_out, cancelled=cancelled, duration=0.0, start_error=None,
+        )
+        return result_from_process(ended, self.ctx.timeout) or AttemptResult(
+            TaskState.FAILED, error="the task process exited without a result", exit_code=0
         )
 
 
@@ -315,7 +312,7 @@ class _Stream:
     """One of a worker's output pipes during one job: lines until the end marker."""
 
     def __init__(self, name: str, on_line: Callable[[str, str], None]) -> None:
-        self._splitter = _LineSplitter(name, on_line, line_cap(on_line))
+        self._splitter = LineSplitter(name, on_line, line_cap(on_line))
         self._held = b""
         self.ended = False
 
