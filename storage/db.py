@@ -34,7 +34,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 def _import_sqlite_utils() -> Any:
@@ -279,7 +279,9 @@ def check_writable(db: sqlite_utils.Database) -> None:
 
 
 @contextmanager
-def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+def write_txn(
+    db: sqlite_utils.Database, *, durable: bool = True, on_begin: Callable[[], None] | None = None
+) -> Iterator[sqlite_utils.Database]:
     """A write transaction opened with ``BEGIN IMMEDIATE``; nested calls join the outer one.
 
     ``durable=False`` commits without an fsync (``synchronous = NORMAL`` for this
@@ -288,6 +290,10 @@ def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sq
     that matter only while this machine keeps running (an attempt's pid) or
     that a later durable commit depends on anyway (log lines before their
     attempt's end).
+
+    ``on_begin`` runs once, right after ``BEGIN IMMEDIATE`` of the outermost
+    transaction (not for nested calls): a check that holds for the whole
+    transaction, such as a run's ownership fence.
     """
     lock: threading.RLock = db.lock  # type: ignore[attr-defined]
     with lock:
@@ -299,6 +305,8 @@ def write_txn(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sq
         try:
             _begin(db)
             try:
+                if on_begin is not None:
+                    on_begin()
                 yield db
                 failpoints.hit("storage.commit")
                 db.conn.execute("COMMIT")

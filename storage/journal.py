@@ -49,14 +49,10 @@ class SqliteJournal:
         self._encoded: dict[tuple[int, str], tuple[int, str]] = {}
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        with self.db.lock:  # type: ignore[attr-defined]
-            outermost = not self.db.conn.in_transaction
-            with write_txn(self.db):
-                # Under BEGIN IMMEDIATE nobody else can take the run over, so once per transaction is enough.
-                if outermost:
-                    self._check_fence()
-                yield
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        # Under BEGIN IMMEDIATE nobody else can take the run over, so the fence is checked once per transaction.
+        with write_txn(self.db, durable=durable, on_begin=self._check_fence):
+            yield
 
     def _check_fence(self) -> None:
         for run_id in self._claimed:
@@ -132,8 +128,7 @@ class SqliteJournal:
 
     def attempt_process(self, attempt_id: int, pid: int) -> None:
         # Only needed to kill leftovers after this process dies; after a power loss none are left.
-        with write_txn(self.db, durable=False):
-            self._check_fence()
+        with self.batch(durable=False):
             self.db.execute("UPDATE attempts SET pid = ? WHERE id = ?", [pid, attempt_id])
 
     def attempt_ended(
