@@ -170,9 +170,7 @@ class AttemptLog:
         limits: LogLimits,
         mask: Callable[[str], str] | None = None,
     ) -> None:
-        self.max_line_bytes = limits.max_line_bytes
         self.limits = limits
-        self._max_lines, self._max_bytes = limits.max_lines_per_attempt, limits.max_bytes_per_attempt
         self.stored_lines = 0
         self.stored_bytes = 0
         self.dropped_lines = 0  # lines not stored because a per-attempt cap was reached
@@ -189,11 +187,11 @@ class AttemptLog:
                 self.dropped_lines += 1
                 self.dropped_bytes += utf8_len(line)
                 return
-            text = escape_line(line if self._mask is None else self._mask(line))
-            if len(text) * 4 > self.max_line_bytes:  # else it fits whatever its characters
-                text = cap_line(text, self.max_line_bytes)
-            size = len(text) if text.isascii() else utf8_len(text)
-            if self.stored_lines >= self._max_lines or self.stored_bytes + size > self._max_bytes:
+            text = cap_line(escape_line(line if self._mask is None else self._mask(line)), self.max_line_bytes)
+            size = utf8_len(text)
+            limits = self.limits
+            full = self.stored_lines >= limits.max_lines_per_attempt
+            if full or self.stored_bytes + size > limits.max_bytes_per_attempt:
                 self.dropped_lines, self.dropped_bytes = 1, utf8_len(line)
                 self._system(
                     f"log cap reached: {self.stored_lines:,} lines ({self.stored_bytes:,} bytes) stored,"
@@ -203,6 +201,11 @@ class AttemptLog:
             self.stored_lines += 1
             self.stored_bytes += size
             self._append(LogLine(self._run_id, self._task_id, self._attempt, self._clock(), stream, text))
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The per-line cap, which output readers apply as they read."""
+        return self.limits.max_line_bytes
 
     def close(self) -> None:
         """The attempt ended: say how much output the per-attempt caps kept out, if any (once)."""
@@ -219,9 +222,9 @@ class AttemptLog:
 
     def _which_cap(self) -> str:
         """The per-attempt cap that stopped storing, in words."""
-        if self.stored_lines >= self._max_lines:
-            return f"logs.max_lines_per_attempt is {self._max_lines:,}"
-        return f"logs.max_bytes_per_attempt is {self._max_bytes:,}"
+        if self.stored_lines >= self.limits.max_lines_per_attempt:
+            return f"logs.max_lines_per_attempt is {self.limits.max_lines_per_attempt:,}"
+        return f"logs.max_bytes_per_attempt is {self.limits.max_bytes_per_attempt:,}"
 
     def _system(self, message: str) -> None:
         self._append(LogLine(self._run_id, self._task_id, self._attempt, self._clock(), "system", message))

@@ -152,8 +152,7 @@ class Runner:
         self._stop_deadline: float | None = None
         self._functions: dict[str, TaskFunction] = {}
         self._has_waiters = any(
-            (self.registry.get(t.type) is not None and self.registry[t.type].start_at is not None)
-            for t in workflow.tasks.values()
+            getattr(self.registry.get(t.type), "start_at", None) is not None for t in workflow.tasks.values()
         )
 
     # -- public -------------------------------------------------------------

@@ -35,7 +35,7 @@ from .db import StorageError, check_writable, connect, write_txn
 from .heartbeat import Heartbeat
 from .home import database_path, resolve_home
 from .journal import SqliteJournal
-from .recovery import Recovered, cancel_orphan, find_orphans, take_over
+from .recovery import Orphan, Recovered, cancel_orphan, find_orphans, take_over
 from .runs import RunRecord, create_run, get_run
 from .scheduling import ensure_webhook_tokens
 from .secrets import SecretError, SecretStore
@@ -358,16 +358,12 @@ class Workspace:
             return "ended"
         if run.status == RunState.QUEUED.value and self._owner(run_id) is None:
             # a request no scheduler took yet: nothing runs, so cancel it here (unless one claims it now)
-            from .recovery import Orphan
-
             waiting = Orphan(run_id, run.workflow, None, "queued")
             if cancel_orphan(self.db, waiting, owner=owner, grace=grace):
                 return "cancelled"
             run = self.run(run_id)
         orphans = find_orphans(self.db, run_id=run_id)
         if run.status == RunState.CRASHED.value or orphans:
-            from .recovery import Orphan
-
             orphan = orphans[0] if orphans else Orphan(run_id, run.workflow, self._owner(run_id), "crashed")
             return "cancelled" if cancel_orphan(self.db, orphan, owner=owner, grace=grace) else "ended"
         with write_txn(self.db):

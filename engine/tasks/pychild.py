@@ -15,10 +15,11 @@ Two modes:
     per line from file descriptor JOBS (the same fields as SPEC plus ``id``
     and ``env``), runs it with that environment and working directory, then
     writes an end marker to stdout and stderr (so the pool knows every line
-    of the job has been read) and the reply line to REPLIES. The modules of
-    the task's own folder are forgotten after each job, so edited code is
-    picked up; libraries stay imported, which is what makes a warm worker
-    fast. When LIFELINE reaches end of file the pool's process is gone, and
+    of the job has been read) and the reply line to REPLIES. Imported
+    modules stay warm between jobs, which is what makes a worker fast; the
+    modules of the task's own folder are forgotten when a job runs in
+    another folder or one of their files changed, so edited code is picked
+    up. When LIFELINE reaches end of file the pool's process is gone, and
     the worker kills its process group (itself and whatever the task started).
 """
 
@@ -67,27 +68,30 @@ def _from_file(path):
 
 
 def _call(spec):
-    """Run the spec's function; return the reply (``ok`` with ``output``, or ``error``)."""
+    """Run the spec's function; return ``(ok, reply)``, the reply as JSON text."""
     try:
         output = _load(spec)(**(spec.get("args") or {}))
-        try:
-            text = json.dumps({"ok": True, "output": output}, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            return {"ok": False, "error": f"the return value is not JSON-serializable: {exc}"}
-        return text
     except BaseException as exc:  # report anything the user's code raised, SystemExit included
         traceback.print_exc()
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(f"{type(exc).__name__}: {exc}")
+    try:
+        return True, json.dumps({"ok": True, "output": output}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return _failed(f"the return value is not JSON-serializable: {exc}")
+
+
+def _failed(error):
+    return False, json.dumps({"ok": False, "error": error})
 
 
 def main(spec_path, result_path):
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
     sys.path.insert(0, spec.get("cwd") or ".")
-    reply = _call(spec)
+    ok, reply = _call(spec)
     with open(result_path, "w", encoding="utf-8") as f:
-        f.write(reply if isinstance(reply, str) else json.dumps(reply))
-    return 0 if isinstance(reply, str) else 1
+        f.write(reply)
+    return 0 if ok else 1
 
 
 # -- pool worker ---------------------------------------------------------------
@@ -104,7 +108,7 @@ def serve(jobs_fd, replies_fd, lifeline_fd):
         for line in jobs:
             job = json.loads(line)
             try:
-                reply = _run_job(job)
+                _, reply = _run_job(job)
             finally:
                 _end_leftovers()
                 _restore(base_environ, base_path, base_cwd, job.get("cwd"))
@@ -112,7 +116,7 @@ def serve(jobs_fd, replies_fd, lifeline_fd):
             sys.stderr.flush()
             os.write(1, END_MARKER)
             os.write(2, END_MARKER)
-            replies.write((reply if isinstance(reply, str) else json.dumps(reply)).encode() + b"\n")
+            replies.write(reply.encode() + b"\n")
             replies.flush()
     return 0
 
@@ -124,7 +128,7 @@ def _run_job(job):
     try:
         os.chdir(cwd)
     except OSError as exc:
-        return {"ok": False, "error": f"cannot enter working directory {cwd}: {exc.strerror or exc}"}
+        return _failed(f"cannot enter working directory {cwd}: {exc.strerror or exc}")
     _prepare_modules(os.path.realpath(cwd))
     sys.path.insert(0, cwd)
     return _call(job)
@@ -142,6 +146,8 @@ def _restore(environ, path, cwd, job_cwd):
 
 #: Modules judged to be libraries (kept between jobs); only modules new since are looked at.
 _KEPT = set(sys.modules)
+#: Where installed libraries live: modules from there are never the user's, whatever the folder.
+_INSTALLED = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 #: Modules of the task's folder kept warm: name -> (file, (mtime_ns, size)) when imported.
 _USER = {}
 _user_folder = [None]
@@ -159,7 +165,7 @@ def _prepare_modules(folder):
 def _sort_modules(folder):
     """After a job: note which new modules are the user's (checked for edits) and which are libraries."""
     prefix = folder.rstrip(os.sep) + os.sep
-    installed = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    installed = _INSTALLED
     for name in [n for n in sys.modules if n not in _KEPT and n not in _USER]:
         path = getattr(sys.modules[name], "__file__", None)
         real = os.path.realpath(path) if path else ""

@@ -33,22 +33,13 @@ def run(ctx: AttemptContext) -> AttemptResult:
     cwd = os.path.join(ctx.cwd, params["cwd"]) if params.get("cwd") else ctx.cwd
     env = {**ctx.env, **{k: str(v) for k, v in (params.get("env") or {}).items()}}
     env.setdefault("PYTHONUNBUFFERED", "1")
+    spec = {"callable": params.get("callable"), "code": params.get("code"), "args": params.get("args") or {},
+            "cwd": cwd}
     if ctx.python_pool is not None:
-        job = {"callable": params.get("callable"), "code": params.get("code"), "args": params.get("args") or {}}
-        return ctx.python_pool.run(ctx, {**job, "cwd": cwd, "env": env})
+        return ctx.python_pool.run(ctx, {**spec, "env": env})
     with tempfile.TemporaryDirectory(prefix="taskloom-py-") as tmp:
         spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
-        spec_path.write_text(
-            json.dumps(
-                {
-                    "callable": params.get("callable"),
-                    "code": params.get("code"),
-                    "args": params.get("args") or {},
-                    "cwd": cwd,
-                }
-            ),
-            encoding="utf-8",
-        )
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
         result = run_process(
             [sys.executable, "-I", "-u", _BOOTSTRAP, str(spec_path), str(result_path)],
             env=env,
