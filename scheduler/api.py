@@ -37,8 +37,8 @@ from engine.plugins import load_registry
 from engine.schema import schema_json
 from engine.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from storage.db import write_txn
-from storage.runs import get_run, iso, iter_logs, list_runs
-from storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows
+from storage.runs import get_run, iso, iter_logs, list_runs, search_runs
+from storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows, set_paused
 from storage.workspace import Target, UserError, Workspace
 from ui.views import run_json
 
@@ -405,10 +405,7 @@ def resume(name: WorkflowName, request: Request, ws: Ws) -> dict[str, Any]:
 
 
 def _set_paused(request: Request, ws: Workspace, name: str, paused: bool) -> dict[str, Any]:
-    with write_txn(ws.db):
-        changed = ws.db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name]).rowcount
-    if not changed:
-        get_workflow(ws.db, name)  # raises NotFound naming it
+    set_paused(ws.db, name, paused)  # NotFound names the stored workflows
     _wake(request)  # the scheduler plans its next firings anew
     return {"name": name, "paused": paused}
 
@@ -473,13 +470,8 @@ def runs(
         ge=1, le=MAX_ID, description="Only runs older than this id: pass the last id of a page for the next.")] = None,
 ) -> list[dict[str, Any]]:
     """Pages by id: for the next page pass the smallest id seen as `before_id`; an empty list is the end."""
-    filters = [(c, v) for c, v in (("workflow = ?", workflow), ("status = ?", status), ("id < ?", before_id))
-               if v is not None]
-    where = f"WHERE {' AND '.join(c for c, _ in filters)}" if filters else ""
-    ids = [r[0] for r in ws.db.execute(
-        f"SELECT id FROM runs {where} ORDER BY id DESC LIMIT ?", [*(v for _, v in filters), limit]
-    )]
-    return [get_run(ws.db, run_id).summary() for run_id in ids]
+    found = search_runs(ws.db, workflow=workflow, status=status, before_id=before_id, limit=limit)
+    return [record.summary() for record in found]
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], summary="A run with its tasks and their attempts")

@@ -16,6 +16,7 @@ import click
 from engine.params import ParamError, parse_assignments
 from storage.db import StorageError, sqlite_version_note, write_txn
 from storage.scheduling import wake_scheduler, webhook_token
+from storage.workflows import NotFound, set_paused
 from storage.workspace import UserError
 
 from .cli_common import _Fail, _print_json, _workspace, err, executor_options, open_executor, out
@@ -182,13 +183,9 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
 def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
     with _workspace(ctx) as ws:
         try:
-            ws.target(name)
-        except UserError as exc:
-            raise _Fail(exc) from None
-        if ws.db.execute("SELECT 1 FROM workflows WHERE name = ?", [name]).fetchone() is None:
-            raise _Fail(f"no stored workflow named {name!r}")
-        with write_txn(ws.db):
-            ws.db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name])
+            set_paused(ws.db, name, paused)
+        except NotFound as exc:
+            raise _Fail(str(exc)) from None
         wake_scheduler(ws.db)
     out.print(f"{name} {'paused' if paused else 'resumed'}")
 
