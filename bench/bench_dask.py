@@ -33,6 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import engine_seconds  # noqa: E402  (bench/common.py)
+
 GOAL_RATIO = 2.0
 THREADS = 2
 #: Attempts submitted at once: more than the cluster's threads, so workers have the next task queued
@@ -83,23 +85,6 @@ def raw_chain(client: Any, fns: Any, n: int, ms: float) -> float:
     return time.perf_counter() - started
 
 
-def engine_seconds(doc: dict[str, Any], folder: Path, executor: Any) -> float:
-    from engine.model import Workflow
-    from engine.runner import Runner
-    from engine.states import RunState
-    from storage import SqliteJournal, connect, create_run
-
-    db = connect(folder / f"{time.monotonic_ns()}.db")
-    run_id = create_run(db, doc, at=time.time(), params={})
-    runner = Runner(Workflow.from_document(doc), SqliteJournal(db), cwd=str(folder), executor=executor)
-    started = time.perf_counter()
-    outcome = runner.run(run_id, params={}, logical_time=time.time())
-    elapsed = time.perf_counter() - started
-    assert outcome is RunState.SUCCEEDED, f"{doc['name']} ended {outcome.value}"
-    db.close()
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=100)
@@ -136,6 +121,7 @@ def main() -> None:
                 executor.close()
     print(f"dask executor vs raw client.submit on a LocalCluster of {THREADS} worker processes"
           f"  ({platform.python_version()}, best of {args.repeat})")
+    print(f"command: {Path(sys.executable).name} {' '.join(sys.argv)}")
     print()
     print("| shape | work per task | Taskloom s | ms/task | raw Dask s | ms/task | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

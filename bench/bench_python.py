@@ -33,11 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import engine_seconds  # noqa: E402  (bench/common.py)
 from engine.executors.local import LocalExecutor  # noqa: E402
-from engine.model import Workflow  # noqa: E402
-from engine.runner import Runner  # noqa: E402
-from engine.states import RunState  # noqa: E402
-from storage import SqliteJournal, connect, create_run  # noqa: E402
 
 GOAL_RATIO = 2.0
 WIDTH = 2
@@ -79,18 +76,6 @@ def chain_doc(n: int, ms: float = 0.0) -> dict[str, Any]:
              for i in range(n)]
     edges = [{"from": f"p{i}", "to": f"p{i + 1}"} for i in range(n - 1)]
     return {"format": "taskloom/v1", "name": "bench-python-chain", "tasks": tasks, "edges": edges}
-
-
-def engine_seconds(doc: dict[str, Any], folder: Path, executor: Any) -> float:
-    db = connect(folder / f"{time.monotonic_ns()}.db")
-    run_id = create_run(db, doc, at=time.time(), params={})
-    runner = Runner(Workflow.from_document(doc), SqliteJournal(db), cwd=str(folder), executor=executor)
-    started = time.perf_counter()
-    outcome = runner.run(run_id, params={}, logical_time=time.time())
-    elapsed = time.perf_counter() - started
-    assert outcome is RunState.SUCCEEDED, f"{doc['name']} ended {outcome.value}"
-    db.close()
-    return elapsed
 
 
 def pool_parallel_seconds(pool: ProcessPoolExecutor, fns: Any, n: int, ms: float) -> float:
@@ -138,6 +123,7 @@ def main() -> None:
         fresh = engine_seconds(chain_doc(fresh_n), folder, NoPool())
     print(f"python tasks: worker pool vs ProcessPoolExecutor({WIDTH})  ({platform.python_version()},"
           f" {platform.machine()}, best of {args.repeat})")
+    print(f"command: {Path(sys.executable).name} {' '.join(sys.argv)}")
     print()
     print("| shape | work per task | Taskloom s | ms/task | ProcessPoolExecutor s | ms/task | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -65,3 +65,13 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(") ", 1)[-1][0] not in "ZX"
     except FileNotFoundError:
         return False
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False

@@ -15,7 +15,7 @@ import pytest
 from engine.executors import ExecutorError, create_executor
 from engine.executors.on_dask import DaskExecutor
 from tests.conftest import make_doc
-from tests.test_pool import wait_gone
+from tests.clitools import wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,6 +14,7 @@ import pytest
 from engine.executors.local import LocalExecutor
 from engine.executors.pool import PythonPool
 from engine.tasks.base import AttemptContext
+from tests.clitools import wait_gone
 from tests.conftest import make_doc
 
 MODULE = '''
@@ -80,27 +81,6 @@ def executor():
 def py(task_id: str, function: str, code_dir: Path, **extra) -> dict:
     params = {"callable": f"jobs:{function}", "cwd": str(code_dir), **extra.pop("params", {})}
     return {"id": task_id, "type": "python", "params": params, **extra}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_workers_are_reused_with_each_attempts_own_environment(run_doc, executor, code_dir):
