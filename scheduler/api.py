@@ -299,7 +299,7 @@ def _wake(request: Request) -> None:
 def _stored_target(ws: Workspace, name: str) -> Target:
     """A stored workflow to run (never a file path, unlike ``Workspace.target``)."""
     info, doc = get_document(ws.db, name)
-    return Target(doc, Workflow.from_document(doc), info.version, "store")
+    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
 
 
 # -- system -----------------------------------------------------------------------
@@ -361,7 +361,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 def _save(ws: Workspace, raw: bytes, message: str) -> tuple[Any, bool]:
-    return ws.save(ws.check_document(raw, source="the request body"), message=message)
+    return ws.save(ws.check_document(raw, source="the request body"), message=message, origin="api")
 
 
 @router.get("/workflows/{name}", response_model=WorkflowDetail, tags=["workflows"], summary="A workflow's current version")

@@ -105,7 +105,7 @@ def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes
             info, doc = get_document(ws.db, name)
         except NotFound as exc:
             return _error(404, str(exc))
-        target = Target(doc, Workflow.from_document(doc), info.version, "store")
+        target = Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
         trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)
         if trigger is None or trigger.config.get("enabled", True) is False:
             return _error(404, f"workflow {name!r} has no enabled webhook trigger {trigger_id!r}")

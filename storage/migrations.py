@@ -212,6 +212,25 @@ def m005_log_pages(db: sqlite_utils.Database) -> None:
     _script(db, "CREATE INDEX logs_task ON logs(run_id, task_id, id)")
 
 
+@MIGRATIONS()
+def m006_origin_and_folder(db: sqlite_utils.Database) -> None:
+    """Where each version came from, and the folder its relative paths resolve against.
+
+    ``origin`` is ``KIND:DETAIL`` (``file:/abs/x.json``, ``crontab:/abs/crontab``,
+    ``designer``, ``api``); ``folder`` is an absolute path or NULL. A run keeps
+    the folder of the version (or file) it ran, so a later import elsewhere does
+    not move the paths of a run being resumed.
+    """
+    _script(
+        db,
+        """
+        ALTER TABLE workflow_versions ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+        ALTER TABLE workflow_versions ADD COLUMN folder TEXT;
+        ALTER TABLE runs ADD COLUMN folder TEXT
+        """,
+    )
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):

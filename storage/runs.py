@@ -101,6 +101,8 @@ class RunRecord:
     error: str | None
     parent_run_id: int | None
     source: str
+    #: the folder the run's relative paths resolve against (its version's, or its file's), or None
+    folder: str | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -123,7 +125,7 @@ class RunRecord:
 
 _RUN_COLUMNS = (
     "id, workflow, version, document, status, trigger, trigger_payload, params, logical_time,"
-    " created, started, ended, error, parent_run_id, source"
+    " created, started, ended, error, parent_run_id, source, folder"
 )
 
 
@@ -132,7 +134,7 @@ def _run(row: Sequence[Any]) -> RunRecord:
         id=row[0], workflow=row[1], version=row[2], document=row[3], status=row[4],
         trigger=row[5], trigger_payload=_loads(row[6]), params=_loads(row[7]) or {},
         logical_time=row[8], created=row[9], started=row[10], ended=row[11], error=row[12],
-        parent_run_id=row[13], source=row[14],
+        parent_run_id=row[13], source=row[14], folder=row[15],
     )
 
 
@@ -150,18 +152,19 @@ def create_run(
     parent_run_id: int | None = None,
     source: str = "store",
     owner: str | None = None,
+    folder: str | None = None,
 ) -> int:
     """Record a queued run of ``doc`` with every task pending; return its id."""
     with write_txn(db):
         digest = put_document(db, doc, at=at)
         cursor = db.execute(
             "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
-            " logical_time, created, parent_run_id, source, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " logical_time, created, parent_run_id, source, owner, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 doc["name"], version, digest, RunState.QUEUED.value, trigger, trigger_id,
                 None if trigger_payload is None else dump_json(trigger_payload),
                 dump_json(dict(params)), at if logical_time is None else logical_time,
-                at, parent_run_id, source, owner,
+                at, parent_run_id, source, owner, folder,
             ],
         )
         run_id = int(cursor.lastrowid)

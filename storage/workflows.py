@@ -54,6 +54,13 @@ class VersionInfo:
     document: str
     message: str
     created: float
+    #: where this version came from: ``file:PATH``, ``crontab:PATH``, ``designer``, ``api`` (``""`` when unknown)
+    origin: str = ""
+    #: the absolute folder its relative paths resolve against, or None (then the Taskloom home)
+    folder: str | None = None
+
+
+_VERSION_COLUMNS = "workflow, version, document, message, created, origin, folder"
 
 
 def put_document(db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float) -> str:
@@ -69,11 +76,15 @@ def put_document(db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float
 
 
 def save_version(
-    db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float, message: str = ""
+    db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float, message: str = "",
+    origin: str = "", folder: str | None = None,
 ) -> VersionInfo:
     """Store ``doc`` (already validated) as the next version of the workflow it names.
 
-    Saving a document identical to the current version creates no new version.
+    Saving a document identical to the current version creates no new version
+    (unless it comes from another folder: then the paths it names mean other
+    files). ``folder`` None keeps the previous version's folder, so a version
+    saved in the designer resolves paths where the imported one did.
     """
     name = doc["name"]
     with write_txn(db):
@@ -82,12 +93,10 @@ def save_version(
             "SELECT current_version FROM workflows WHERE name = ?", [name]
         ).fetchone()
         if row is not None:
-            current = db.execute(
-                "SELECT document FROM workflow_versions WHERE workflow = ? AND version = ?",
-                [name, row[0]],
-            ).fetchone()
-            if current and current[0] == digest:
-                return _version(db, name, row[0])
+            current = _version(db, name, row[0])
+            folder = current.folder if folder is None else folder
+            if current.document == digest and current.folder == folder:
+                return current
             version = row[0] + 1
             db.execute(
                 "UPDATE workflows SET current_version = ?, title = ?, updated = ? WHERE name = ?",
@@ -101,16 +110,16 @@ def save_version(
                 [name, doc.get("title", ""), at, at],
             )
         db.execute(
-            "INSERT INTO workflow_versions (workflow, version, document, message, created)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [name, version, digest, message, at],
+            "INSERT INTO workflow_versions (workflow, version, document, message, created, origin, folder)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [name, version, digest, message, at, origin, folder],
         )
-    return VersionInfo(name, version, digest, message, at)
+    return VersionInfo(name, version, digest, message, at, origin, folder)
 
 
 def _version(db: sqlite_utils.Database, name: str, version: int) -> VersionInfo:
     row = db.execute(
-        "SELECT workflow, version, document, message, created FROM workflow_versions"
+        f"SELECT {_VERSION_COLUMNS} FROM workflow_versions"
         " WHERE workflow = ? AND version = ?",
         [name, version],
     ).fetchone()
@@ -161,7 +170,7 @@ def list_versions(db: sqlite_utils.Database, name: str) -> list[VersionInfo]:
     return [
         VersionInfo(*r)
         for r in db.execute(
-            "SELECT workflow, version, document, message, created FROM workflow_versions"
+            f"SELECT {_VERSION_COLUMNS} FROM workflow_versions"
             " WHERE workflow = ? ORDER BY version",
             [name],
         )

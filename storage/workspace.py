@@ -81,6 +81,8 @@ class Target:
     workflow: Workflow
     version: int | None  # None for a file that is not stored
     source: str  # "store" | "file"
+    #: the folder relative paths resolve against: the file's, or the stored version's (None: the home)
+    folder: str | None = None
 
 
 class Workspace:
@@ -126,11 +128,24 @@ class Workspace:
         return doc
 
     def import_file(self, path: str | os.PathLike[str], *, message: str = "") -> tuple[VersionInfo, bool]:
-        """Store a file as a new version; return the version and whether it is new."""
-        return self.save(self.read_file(path), message=message)
+        """Store a file as a new version; return the version and whether it is new.
+
+        The file's folder is recorded: the workflow's relative paths (python
+        modules, databases, files, checkouts) resolve against it, wherever the
+        scheduler runs.
+        """
+        folder = os.path.dirname(os.path.abspath(path))
+        return self.save(self.read_file(path), message=message, origin=f"file:{os.path.abspath(path)}", folder=folder)
 
     @_storage_as_user_error
-    def save(self, doc: Mapping[str, Any], *, message: str = "") -> tuple[VersionInfo, bool]:
+    def save(
+        self, doc: Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None
+    ) -> tuple[VersionInfo, bool]:
+        """Validate and store ``doc`` as the next version; return the version and whether it is new.
+
+        ``origin`` says where it came from (``file:PATH``, ``designer``...);
+        ``folder`` None keeps the previous version's folder.
+        """
         issues = validate_document(doc, self.registry)
         if issues:
             raise UserError(f"workflow {doc.get('name')!r} is not valid", issues)
@@ -138,7 +153,7 @@ class Workspace:
             before = get_document(self.db, doc["name"])[0].version
         except NotFound:
             before = 0
-        info = save_version(self.db, doc, at=time.time(), message=message)
+        info = save_version(self.db, doc, at=time.time(), message=message, origin=origin, folder=folder)
         ensure_webhook_tokens(self.db, dict(doc))
         return info, info.version != before
 
@@ -153,12 +168,12 @@ class Workspace:
         path = Path(name_or_file)
         if path.is_file() or name_or_file.endswith(".json"):
             doc = self.read_file(path)
-            return Target(doc, Workflow.from_document(doc), None, "file")
+            return Target(doc, Workflow.from_document(doc), None, "file", os.path.dirname(os.path.abspath(path)))
         try:
             info, doc = get_document(self.db, name_or_file)
         except NotFound as exc:
             raise UserError(str(exc)) from None
-        return Target(doc, Workflow.from_document(doc), info.version, "store")
+        return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
 
     # -- runs ---------------------------------------------------------------
 
@@ -209,7 +224,7 @@ class Workspace:
         run_id = create_run(
             self.db, target.document, at=time.time(), params=resolved, version=target.version,
             trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
-            source=target.source, owner=owner,
+            source=target.source, owner=owner, folder=target.folder,
         )
         return run_id, resolved
 
@@ -268,7 +283,7 @@ class Workspace:
     ) -> RunState:
         run = get_run(self.db, run_id)
         journal = SqliteJournal(self.db, owner=owner, home=self.home)
-        cwd = cwd or os.getcwd()
+        cwd = self.run_folder(run, default=cwd)
         runner = Runner(
             self.workflow_of(run), journal, registry=self.registry, on_event=on_event, cwd=cwd,
             secrets=self.secret_values(), grace=grace,
@@ -281,6 +296,11 @@ class Workspace:
             run_id, params=run.params, logical_time=run.logical_time,
             trigger_payload=run.trigger_payload, snapshot=journal.load_run(run_id),
         )
+
+    def run_folder(self, run: RunRecord, *, default: str | None = None) -> str:
+        """The folder a run's relative paths resolve against: its version's or file's, else ``default``,
+        else the Taskloom home. Never the working directory of whichever process happens to run it."""
+        return run.folder or default or str(self.home)
 
     def log_limits(self) -> LogLimits:
         """The caps on stored log lines (``taskloom config set logs.max_line_bytes ...``)."""
@@ -334,7 +354,7 @@ class Workspace:
             new_id = create_run(
                 self.db, doc, at=time.time(), params=parent.params, version=parent.version,
                 trigger="rerun", trigger_payload=parent.trigger_payload, logical_time=parent.logical_time,
-                parent_run_id=parent.id, source=parent.source, owner=owner,
+                parent_run_id=parent.id, source=parent.source, owner=owner, folder=parent.folder,
             )
             for task_id in workflow.tasks:
                 if task_id not in again:

@@ -129,7 +129,9 @@ def import_converted(
     entries = []
     try:
         with write_txn(ws.db):
-            saved = [(doc, *ws.save(doc, message=note)) for doc, _ in checked]
+            origin = f"{conversion.format}:{os.path.abspath(file)}"
+            folder = os.path.dirname(os.path.abspath(file))
+            saved = [(doc, *ws.save(doc, message=note, origin=origin, folder=folder)) for doc, _ in checked]
     except UserError as exc:
         views.print_issues(err, exc.issues)
         err.print(f"[red]error:[/] {escape(str(exc))}; nothing stored")

@@ -121,7 +121,7 @@ def _save() -> None:
     current = session.get_doc()
     message = str(S.get("designer_save_msg") or "").strip()
     try:
-        info, created = ws.save(current, message=message)
+        info, created = ws.save(current, message=message, origin="designer")
     except UserError as exc:
         count = len(exc.issues)
         flash(f"not saved: {exc}" + (f"; {count} problem(s) are listed under the canvas" if count else ""), "error")

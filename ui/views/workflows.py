@@ -108,7 +108,7 @@ def _store_target(ws: Workspace, name: str) -> Target:
         info, doc = get_document(ws.db, name)
     except NotFound as exc:
         raise UserError(str(exc)) from None
-    return Target(doc, Workflow.from_document(doc), info.version, "store")
+    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
 
 
 def create_workflow(ws: Workspace, doc: dict[str, Any], *, message: str) -> VersionInfo:
@@ -120,7 +120,7 @@ def create_workflow(ws: Workspace, doc: dict[str, Any], *, message: str) -> Vers
             pass
         else:
             raise UserError(f"a workflow named {doc['name']!r} already exists; choose another name")
-        info, _ = ws.save(doc, message=message)
+        info, _ = ws.save(doc, message=message, origin="designer")
     return info
 
 
@@ -320,7 +320,7 @@ def _import(source: str) -> None:
                 before: int | None = get_workflow(ws.db, doc["name"]).version
             except NotFound:
                 before = None
-            info, created = ws.save(doc, message=message)
+            info, created = ws.save(doc, message=message, origin=f"upload:{where}")
     except UserError as exc:
         error = str(exc)
         kind = sniff(raw, where)
@@ -479,7 +479,7 @@ def _restore(name: str) -> None:
         return
     try:
         doc = get_document(ws.db, name, number)[1]
-        info, created = ws.save(doc, message=f"restored version {number}")
+        info, created = ws.save(doc, message=f"restored version {number}", origin="restore")
     except NotFound as exc:
         flash(str(exc), "error")
         return
