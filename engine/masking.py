@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any, Iterable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MIN_LENGTH", "Masker"]
+__all__ = ["MASK", "MIN_LENGTH", "Masker", "KnownSecrets", "KNOWN_SECRETS"]
 
 MASK = "***"
 
@@ -122,4 +123,40 @@ def _encodings(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         quote(value, safe=""),
+        quote(value),  # a URL path keeps its slashes
+        quote_plus(value),  # a query string or form body: spaces become "+"
     }
+
+
+class KnownSecrets:
+    """Every secret value this process has seen, for masking what the process itself prints.
+
+    Task logs are masked with the run's secrets, but the service's own log
+    (an HTTP client's request line, an exception naming a URL) would print
+    them in plain text. The store reports each value it decrypts here, and the
+    service's stderr is masked with :meth:`masker`, so a secret can reach that
+    log only after it has been remembered. One instance per process
+    (:data:`KNOWN_SECRETS`); thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+        self._masker = Masker(())
+
+    def remember(self, values: Iterable[str]) -> None:
+        """Add ``values`` to the ones masked (values once remembered stay masked for the process's life)."""
+        new = {v for v in values if isinstance(v, str)}
+        with self._lock:
+            if new <= self._values:
+                return
+            self._values = self._values | new
+            self._masker = Masker(self._values)
+
+    def masker(self) -> Masker:
+        """A masker for every value remembered so far."""
+        return self._masker
+
+
+#: The process's secrets (see :class:`KnownSecrets`).
+KNOWN_SECRETS = KnownSecrets()

@@ -31,6 +31,8 @@ from typing import Any
 import sqlite_utils
 from cryptography.fernet import Fernet, InvalidToken
 
+from engine.masking import KNOWN_SECRETS
+
 from .db import write_txn
 from .runs import iso
 
@@ -81,6 +83,7 @@ class SecretStore:
         if value == "":
             raise SecretError(f"secret {name!r}: the value is empty; a secret needs a value")
         now = time.time()
+        KNOWN_SECRETS.remember([value])
         with write_txn(self.db):
             fernet = self._fernet(create=True)
             token = fernet.encrypt(value.encode("utf-8"))
@@ -144,13 +147,15 @@ class SecretStore:
 
     def _decrypt(self, fernet: Fernet, name: str, token: bytes) -> str:
         try:
-            return fernet.decrypt(bytes(token)).decode("utf-8")
+            value = fernet.decrypt(bytes(token)).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError):
             raise SecretError(
                 f"cannot decrypt secret {name!r} with the key in {self.key_path}: the key file was "
                 "replaced or the stored value is damaged; restore the original key file, or store "
                 f"the value again with: taskloom secrets set {name}"
             ) from None
+        KNOWN_SECRETS.remember([value])  # this process's own log is masked from now on
+        return value
 
     def _fernet(self, *, create: bool = False) -> Fernet:
         """The cipher for this home's key; with ``create``, make the key when no secret needs the old one."""

@@ -271,6 +271,9 @@ def main() -> None:
 
     from storage.db import StorageError
 
+    from .logmask import mask_process_output
+
+    mask_process_output()  # before any logging is configured: a secret never reaches this process's stderr
     try:
         cli(prog_name="taskloom")
     except StorageError as exc:

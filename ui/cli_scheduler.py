@@ -20,6 +20,7 @@ from storage.workflows import NotFound, set_paused
 from storage.workspace import UserError
 
 from .cli_common import _Fail, _print_json, _workspace, err, executor_options, open_executor, out
+from .logmask import mask_process_output
 
 __all__ = ["scheduler", "serve", "trigger", "pause", "webhooks", "unpause_workflow", "API_DEFAULT_PORT"]
 
@@ -99,6 +100,7 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
             f"refusing to serve the API on {host} without a token: anyone who can reach it could run workflows;"
             " pass --token or set TASKLOOM_API_TOKEN (or bind 127.0.0.1)"
         )
+    mask_process_output(stdout=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     note = sqlite_version_note()
     if note:

@@ -20,7 +20,7 @@ APP = Path(__file__).resolve().parent / "app.py"
 def ui_command(port: int, host: str = "127.0.0.1") -> list[str]:
     """The command line that serves the app: loopback, no usage statistics, XSRF protection on."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
+        sys.executable, "-m", "ui.weblaunch", "run", str(APP),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
