@@ -4,7 +4,10 @@ A webhook trigger authenticates with a bearer token (generated when the
 workflow is stored, or read from the secret named in ``token_secret``), or,
 when it names a ``secret``, with a GitHub-style HMAC-SHA256 signature of the
 raw body in ``X-Hub-Signature-256``. A request that fails authentication
-gets 401 and starts nothing. The run is queued for the scheduler; with
+gets 401 and starts nothing, and so does one for a workflow or trigger that
+does not exist or is disabled, with the same body: a caller without the
+credentials learns nothing, not even which names exist. The reason goes to
+the service's log, for the operator. The run is queued for the scheduler; with
 ``"respond": "run"`` the request waits for it and returns its outputs, so a
 workflow can serve as an HTTP API.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,14 +35,24 @@ from engine.model import Workflow
 from storage.workflows import NotFound, get_document
 from storage.workspace import Target, Workspace
 
-__all__ = ["add_hooks", "RESPOND_TIMEOUT"]
+__all__ = ["add_hooks", "RESPOND_TIMEOUT", "REFUSED"]
+
+log = logging.getLogger("taskloom.hooks")
 
 #: How long a ``"respond": "run"`` request waits for its run.
 RESPOND_TIMEOUT = 300.0
 
+#: The one answer to every request that is not let in, whatever the reason.
+REFUSED = {"error": "unauthorized: no such webhook, or a missing or wrong token or signature"}
+
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _refused(name: str, trigger_id: str, reason: str) -> JSONResponse:
+    log.warning("webhook %s/%s refused: %s", name, trigger_id, reason)
+    return JSONResponse(REFUSED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _authorized(ws: Workspace, name: str, trigger: Trigger, request: Request, body: bytes) -> str | None:
@@ -103,15 +117,15 @@ def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes
     try:
         try:
             info, doc = get_document(ws.db, name)
-        except NotFound as exc:
-            return _error(404, str(exc))
+        except NotFound:
+            return _refused(name, trigger_id, "no such workflow")
         target = Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
         trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)
         if trigger is None or trigger.config.get("enabled", True) is False:
-            return _error(404, f"workflow {name!r} has no enabled webhook trigger {trigger_id!r}")
+            return _refused(name, trigger_id, "the workflow has no enabled webhook trigger of that id")
         refused = _authorized(ws, name, trigger, request, body)
         if refused:
-            return _error(401, refused)
+            return _refused(name, trigger_id, refused)
         paused = ws.db.execute("SELECT paused FROM workflows WHERE name = ?", [name]).fetchone()
         if paused and paused[0]:
             return _error(409, f"workflow {name!r} is paused; resume it with: taskloom resume {name}")
