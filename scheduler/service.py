@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -50,6 +49,7 @@ from storage.scheduling import (
     LEASE, Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
     renew_lease, save_trigger_state, set_firing, trigger_state,
 )
+from storage.sqlite import sqlite3
 from storage.workflows import list_workflows
 from storage.workspace import UserError, Workspace
 

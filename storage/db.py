@@ -22,48 +22,29 @@ how to fix it, and ``kind`` says which it was, for callers that react
 differently (the scheduler keeps running and retries; a command prints the
 message and exits 1). Other SQLite errors (a constraint, a bug in a query)
 are left as they are.
+
+Driver. Connections and the exception classes caught here come from
+:mod:`storage.sqlite`: ``pysqlite3``'s bundled SQLite where it is installed,
+else the standard library's; :func:`sqlite_version_note` warns when that
+SQLite has the WAL-reset bug.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-
-def _import_sqlite_utils() -> Any:
-    """Import sqlite_utils without the pandas and numpy it loads whenever they are installed.
-
-    It only uses them for DataFrame and numpy-typed inserts, which Taskloom
-    never makes, and loading them (with pyarrow) took 0.3 s of every command's
-    start. Where another part of the process already imported them, nothing is
-    hidden.
-    """
-    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # makes "import name" raise ImportError
-    try:
-        import sqlite_utils
-    finally:
-        for name in hidden:
-            if sys.modules.get(name) is None:
-                del sys.modules[name]
-    return sqlite_utils
-
-
-sqlite_utils = _import_sqlite_utils()
-
-from . import failpoints  # noqa: E402
+from . import failpoints
+from .sqlite import DRIVER, sqlite3, sqlite_utils
 
 __all__ = [
     "connect", "write_txn", "check_writable", "BUSY_TIMEOUT_MS", "LOCK_TIMEOUT", "BUSY_TIMEOUT_ENV", "LOCK_TIMEOUT_ENV",
-    "StorageError", "storage_error", "sqlite_version_note",
+    "StorageError", "storage_error", "sqlite_version_note", "WAL_RESET_FIXED",
 ]
 
 log = logging.getLogger("taskloom.storage")
@@ -80,8 +61,10 @@ _WAIT_NOTICE_EVERY = 10.0
 # SQLite primary result codes (sqlite.org/rescode.html) that are about the file, not the query.
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 
-#: SQLite releases in which concurrent WAL writers/checkpointers may corrupt a
-#: database (fixed in 3.51.3, 3.50.7, 3.44.6). We keep to one writing process.
+#: SQLite 3.7.0 up to these releases may corrupt a database when two processes
+#: write or checkpoint its WAL at once; these are the first fixed release of
+#: each line (3.51.3 and every later release; 3.50.7, 3.44.6 as backports).
+WAL_RESET_FIXED = ((3, 44, 6), (3, 50, 7), (3, 51, 3))
 WAL_RESET_BUG = "the WAL-reset bug (sqlite.org/wal.html#walresetbug)"
 
 
@@ -191,22 +174,42 @@ def _env_number(name: str, default: float) -> float:
     return max(0.0, value)
 
 
-def sqlite_version_note() -> str | None:
-    """A warning when the linked SQLite has the WAL-reset bug, for long-running processes to log."""
-    version = tuple(int(p) for p in sqlite3.sqlite_version.split("."))
-    if _affected_by_wal_reset_bug(version):
-        return (
-            f"SQLite {sqlite3.sqlite_version} has {WAL_RESET_BUG}; "
-            "keep to one writing process per database"
-        )
-    return None
+def sqlite_version_note(version: str | None = None, driver: str | None = None) -> str | None:
+    """A warning when the SQLite under Taskloom's connections has the WAL-reset bug; None when it is fixed.
+
+    For long-running processes to log at start. ``version`` and ``driver``
+    default to the SQLite and the module :mod:`storage.sqlite` chose (a fixed
+    SQLite bundled by ``pysqlite3`` where its wheel exists, else the one the
+    standard library's ``sqlite3`` links).
+    """
+    version = sqlite3.sqlite_version if version is None else version
+    driver = DRIVER if driver is None else driver
+    if not _affected_by_wal_reset_bug(_version_tuple(version)):
+        return None
+    return (
+        f"SQLite {version} (through the {driver} module) has {WAL_RESET_BUG}: two processes writing one"
+        " database at the same time can corrupt it. Keep to one writing process per database: while this"
+        " one runs, do not run, trigger, import or set secrets from another shell. Taskloom needs SQLite"
+        " 3.51.3 or later (or 3.50.7+, 3.44.6+). On Linux x86_64, macOS and Windows installing Taskloom"
+        " brings one (the pysqlite3 wheel); elsewhere install pysqlite3 built against a fixed SQLite, or use"
+        " a Python whose sqlite3 module links one"
+    )
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.40.1"`` as ``(3, 40, 1)``; a part that is not a number ends it (``"3.53.0-beta"`` is ``(3, 53)``)."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
 
 
 def _affected_by_wal_reset_bug(version: tuple[int, ...]) -> bool:
-    fixed = [(3, 44, 6), (3, 50, 7), (3, 51, 3)]
-    if version < (3, 7, 0) or version >= (3, 51, 3):
+    if version < (3, 7, 0) or version >= WAL_RESET_FIXED[-1]:
         return False
-    return not any(version[:2] == f[:2] and version >= f for f in fixed)
+    return not any(version[:2] == f[:2] and version >= f for f in WAL_RESET_FIXED)
 
 
 def connect(

@@ -9,7 +9,7 @@ middle of a run and "has space again" later. Actions:
 
 * ``kill``: SIGKILL this process, as a power cut or an OOM kill would;
 * ``stop``: SIGSTOP this process (a stall: it resumes on SIGCONT);
-* ``full``: raise ``sqlite3.OperationalError("database or disk is full")``,
+* ``full``: raise the driver's ``OperationalError("database or disk is full")`` (:mod:`storage.sqlite`),
   what SQLite raises on a full disk (``SQLITE_FULL``);
 * ``sleep:SECONDS``: pause this thread.
 
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
+
+from .sqlite import sqlite3
 
 __all__ = ["hit", "ENV", "FILE_ENV"]
 
