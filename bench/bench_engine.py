@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from engine.states import RunState, TaskState  # noqa: E402
 from engine.tasks.base import AttemptContext, AttemptResult  # noqa: E402
 from engine.tasks.inline import noop  # noqa: E402
 from storage import SqliteJournal, connect, create_run  # noqa: E402
+from storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["random_dag", "fan", "chain", "main"]
 

@@ -31,7 +31,6 @@ import os
 import platform
 import resource
 import shlex
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["FLAT", "PACED", "main"]
 

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import sqlite3
 import statistics
 import sys
 import time
@@ -36,6 +35,8 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["generate", "main"]
 

@@ -30,7 +30,6 @@ import dataclasses
 import os
 import platform
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from engine.registry import Registry, default_registry  # noqa: E402
 from engine.runner import Runner, minimal_env  # noqa: E402
 from engine.states import RunState  # noqa: E402
 from storage import SqliteJournal, connect, create_run  # noqa: E402
+from storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["parallel_doc", "chain_doc", "main"]
 

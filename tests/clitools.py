@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from storage.sqlite import sqlite3  # the driver Taskloom's own connections use
 
 TASKLOOM = str(Path(sys.executable).with_name("taskloom"))
 

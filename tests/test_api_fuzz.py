@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from engine.validation import validate_document
 from scheduler.api import create_app
 from scheduler.hooks import add_hooks
 from storage.scheduling import webhook_token
+from storage.sqlite import sqlite3
 from storage.workspace import Workspace
 
 from conftest import make_doc

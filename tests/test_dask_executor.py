@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from engine.executors import ExecutorError, create_executor
 from engine.executors.on_dask import DaskExecutor
+from storage.sqlite import sqlite3
 from tests.conftest import make_doc
 from tests.clitools import wait_gone
 

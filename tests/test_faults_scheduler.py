@@ -24,7 +24,6 @@ import json
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from storage.sqlite import sqlite3
 from clitools import TASKLOOM, env_for, pid_alive, query, taskloom, wait_for, write_flow
 from conftest import make_doc
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Iterator
 
 import pytest
 
+from storage.sqlite import sqlite3
 from clitools import TASKLOOM, env_for, pid_alive, query, taskloom, wait_for, write_flow
 from conftest import make_doc
 
@@ -343,7 +343,8 @@ def test_read_only_database_scheduler_refuses_to_start_and_import_says_why(tmp_p
 # -- another process holding the write lock -------------------------------------------------------
 
 HOLDER = """
-import sqlite3, sys, time
+import sys, time
+from storage.sqlite import sqlite3
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", time.time(), flush=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from engine.process import LineSplitter
 from engine.registry import TaskType
 from engine.tasks.base import AttemptContext, AttemptResult, TaskFunction
 from storage.heartbeat import DEFAULT_INTERVAL
+from storage.sqlite import sqlite3
 from storage.workspace import Workspace
 from tests.clitools import TASKLOOM, env_for, start, taskloom, wait_for
 

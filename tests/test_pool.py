@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from engine.executors.local import LocalExecutor
 from engine.executors.pool import PythonPool
 from engine.tasks.base import AttemptContext
+from storage.sqlite import sqlite3
 from tests.clitools import wait_gone
 from tests.conftest import make_doc
 
