@@ -10,10 +10,13 @@ user for a mistake they made.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.markup import escape
 
 from engine.importers import FORMATS, sniff
 from engine.model import canonical_json
@@ -21,7 +24,7 @@ from engine.params import ParamError, parse_assignments
 from engine.plugins import load_registry
 from engine.schema import schema_json
 from engine.states import RunState
-from engine.validation import parse_document, validate_document
+from engine.validation import Issue, parse_document, validate_document
 from storage.runs import iso
 from storage.scheduling import list_firings
 from storage.workflows import list_workflows
@@ -30,7 +33,7 @@ from storage.workspace import UserError, Workspace
 
 from . import views
 from .cli_common import _Fail, _print_json, _workspace, err, out
-from .cli_import import import_converted
+from .cli_import import import_converted, names_one_file
 
 __all__ = ["main", "cli"]
 
@@ -51,10 +54,15 @@ def cli(ctx: click.Context, home: str | None) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as a JSON list of {path, message, hint}.")
-def validate(file: str, as_json: bool) -> None:
+@click.option("--check-runtime", is_flag=True,
+              help="Also check what a run will need here: python modules (found from the file's folder) and secrets.")
+@click.pass_context
+def validate(ctx: click.Context, file: str, as_json: bool, check_runtime: bool) -> None:
     """Check a workflow file and list every problem, with its JSON path and a hint.
 
-    Exit status 0 when the file is valid, 1 when it is not.
+    Exit status 0 when the file is valid, 1 when it is not. With
+    --check-runtime, a python callable that cannot be imported from the file's
+    folder and a secret that is not set in the Taskloom home are problems too.
 
     Example: taskloom validate assets/examples/hello.json
     """
@@ -65,14 +73,25 @@ def validate(file: str, as_json: bool) -> None:
     doc, issues = parse_document(raw)
     if not issues:
         issues = validate_document(doc, load_registry())
+    if not issues and check_runtime:
+        issues = _runtime_issues(ctx, doc, file)
     if as_json:
         _print_json([i.to_dict() for i in issues])
     elif issues:
         views.print_issues(out, issues)
-        out.print(f"[red]{file}: {len(issues)} problem(s)[/]")
+        out.print(f"[red]{escape(file)}: {len(issues)} problem(s)[/]")
     else:
-        out.print(f"[green]{file}: valid[/]")
+        out.print(f"[green]{escape(file)}: valid[/]")
     sys.exit(1 if issues else 0)
+
+
+def _runtime_issues(ctx: click.Context, doc: dict[str, Any], file: str) -> list[Issue]:
+    from engine.preflight import check_runtime
+    from storage.secrets import SecretStore
+
+    with _workspace(ctx) as ws:
+        names = SecretStore(ws.db, ws.home).names()
+    return check_runtime(doc, folder=os.path.dirname(os.path.abspath(file)), secret_names=names)
 
 
 @cli.command()
@@ -89,13 +108,21 @@ def schema() -> None:
 @click.option("--from", "source", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="The files' format; auto recognises each of them.")
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Write the (converted) workflows to this file (a folder for several) instead of storing them.")
+              help="Write the (converted) workflows to this FILE.json, or into this folder (one NAME.json each),"
+                   " instead of storing them.")
 @click.option("--name", default=None, help="Store the workflow under this name (a crontab's name prefix).")
 @click.option("--timezone", default=None,
               help="Time zone of a crontab's schedules (default: this machine's, as cron did).")
+@click.option("--user-column/--no-user-column", "user_column", default=None,
+              help="A crontab has (or has not) a user before each command, as /etc/crontab and /etc/cron.d files"
+                   " do (default: recognised).")
+@click.option("--replace", is_flag=True,
+              help="Let a crontab's workflows become new versions of stored workflows of the same name that came"
+                   " from elsewhere (refused otherwise).")
 @click.pass_context
 def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool, source: str,
-            output: str | None, name: str | None, timezone: str | None) -> None:
+            output: str | None, name: str | None, timezone: str | None, user_column: bool | None,
+            replace: bool) -> None:
     """Store workflow files; each becomes a new version of the workflow it names.
 
     Taskloom files are stored as they are. Azure Logic Apps definitions, n8n
@@ -106,14 +133,20 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
     written to files instead, to fix and import.
 
     An invalid file is reported with its problems and stores nothing. A file
-    identical to the current version stores nothing new.
+    identical to the current version stores nothing new. A crontab's
+    workflows (cron-FILE-JOB) do not replace stored workflows that came from
+    elsewhere unless --replace is given.
 
     \b
     Examples:
       taskloom import assets/examples/*.json
       taskloom import --from n8n flow.json -o converted.json
       crontab -l > my.crontab && taskloom import my.crontab
+      taskloom import /etc/crontab /etc/cron.d/*
     """
+    if output and len(files) > 1 and names_one_file(output):
+        raise click.UsageError(f"-o {output} names one file but {len(files)} files are given: give a folder"
+                               f" (-o {output[:-5] or 'out'}/) to write one NAME.json per workflow")
     results, failed = [], False
     with _workspace(ctx) as ws:
         for file in files:
@@ -126,7 +159,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
             if kind != "taskloom" or output or name:
                 entries, ok = import_converted(
                     ws, file, kind, message=message, as_json=as_json, output=output, name=name, timezone=timezone,
-                    several_files=len(files) > 1,
+                    several_files=len(files) > 1, replace=replace, user_column=user_column,
                 )
                 results += entries
                 failed = failed or not ok
@@ -136,7 +169,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
             except UserError as exc:
                 failed = True
                 views.print_issues(err, exc.issues)
-                err.print(f"[red]error:[/] {exc}; nothing stored")
+                err.print(f"[red]error:[/] {escape(str(exc))}; nothing stored")
                 if source == "auto" and any(i.path == "" or i.path == "/format" for i in exc.issues):
                     err.print("[dim](not recognised as a Logic Apps definition, an n8n export or a crontab either;"
                               " name the format with --from)[/]")
@@ -144,7 +177,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
             results.append({"file": file, "name": info.workflow, "version": info.version, "created": created})
             if not as_json:
                 verb = "imported" if created else "unchanged,"
-                out.print(f"{verb} [bold]{info.workflow}[/] version {info.version}  ({file})")
+                out.print(f"{verb} [bold]{escape(info.workflow)}[/] version {info.version}  ({escape(file)})")
     if as_json:
         _print_json(results)
     sys.exit(1 if failed else 0)
@@ -164,7 +197,7 @@ def export(ctx: click.Context, name: str, version: int | None, output: str | Non
             raise _Fail(exc) from None
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {escape(output)}")
     else:
         click.echo(text, nl=False)
 

@@ -246,7 +246,8 @@ class _JobRun:
         reply = self._reply
         if reply.get("ok"):
             return AttemptResult(TaskState.SUCCEEDED, output=reply.get("output"), exit_code=0)
-        return AttemptResult(TaskState.FAILED, error=reply.get("error"), exit_code=1)
+        return AttemptResult(TaskState.FAILED, error=reply.get("error"), exit_code=1,
+                             retriable=reply.get("retriable", True))
 
     def _pump(self, timeout: float) -> None:
         for key, _ in self._sel.select(max(timeout, 0.0)):

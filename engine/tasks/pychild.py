@@ -67,10 +67,21 @@ def _from_file(path):
     return module
 
 
+#: Failures to load the function that another attempt cannot mend: reported with ``"retriable": false``.
+_CANNOT_LOAD = (ImportError, FileNotFoundError, LookupError, SyntaxError)
+
+
 def _call(spec):
     """Run the spec's function; return ``(ok, reply)``, the reply as JSON text."""
     try:
-        output = _load(spec)(**(spec.get("args") or {}))
+        function = _load(spec)
+    except BaseException as exc:  # the module's own top-level code may raise anything
+        traceback.print_exc()
+        if isinstance(exc, _CANNOT_LOAD):
+            return _failed(_load_error(spec, exc), retriable=False)
+        return _failed(f"{type(exc).__name__}: {exc}")
+    try:
+        output = function(**(spec.get("args") or {}))
     except BaseException as exc:  # report anything the user's code raised, SystemExit included
         traceback.print_exc()
         return _failed(f"{type(exc).__name__}: {exc}")
@@ -80,8 +91,22 @@ def _call(spec):
         return _failed(f"the return value is not JSON-serializable: {exc}")
 
 
-def _failed(error):
-    return False, json.dumps({"ok": False, "error": error})
+def _load_error(spec, exc):
+    """The error of a function that cannot be loaded, with where it was looked for and the fix."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ModuleNotFoundError) and spec.get("callable"):
+        folder = os.path.realpath(spec.get("cwd") or ".")
+        text += (f" (looked in {folder}, the task's folder, and the installed packages; put the module there,"
+                 " set the task's cwd, or install the package; `taskloom validate --check-runtime FILE` finds"
+                 " this before a run)")
+    return text + "; not retried: another attempt would fail the same way"
+
+
+def _failed(error, retriable=True):
+    reply = {"ok": False, "error": error}
+    if not retriable:
+        reply["retriable"] = False
+    return False, json.dumps(reply)
 
 
 def main(spec_path, result_path):

@@ -53,7 +53,8 @@ def run(ctx: AttemptContext) -> AttemptResult:
         )
         reply = _read_result(result_path)
     if reply is not None and not reply.get("ok") and not (result.timed_out or result.cancelled):
-        return AttemptResult(TaskState.FAILED, error=reply.get("error"), exit_code=result.returncode)
+        return AttemptResult(TaskState.FAILED, error=reply.get("error"), exit_code=result.returncode,
+                             retriable=reply.get("retriable", True))
     failed = result_from_process(result, ctx.timeout)
     if failed is not None:
         return failed
