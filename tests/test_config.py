@@ -25,3 +25,14 @@ def test_unknown_keys_and_wrong_types_are_refused(home):
     assert typo.returncode == 1 and "did you mean 'smtp.host'" in typo.stderr
     wrong = taskloom(home, "config", "set", "smtp.port", "many")
     assert wrong.returncode == 1 and "smtp.port takes a value of type integer" in wrong.stderr
+
+
+def test_list_prints_descriptions_and_values_as_text_not_markup(home):
+    """``[cut N bytes]`` in a description (and brackets in a value) once vanished as a rich markup tag."""
+    assert taskloom(home, "config", "set", "smtp.from", "[bold]ops[/bold] <ops@example.com>").returncode == 0
+    listed = taskloom(home, "config", "list")
+    assert listed.returncode == 0
+    assert "'… [cut N bytes]'" in listed.stdout
+    assert 'smtp.from = "[bold]ops[/bold] <ops@example.com>"' in listed.stdout
+    again = taskloom(home, "config", "set", "smtp.from", "[red]x")
+    assert again.stdout.strip() == 'smtp.from = "[red]x"'

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 
 from storage.workspace import UserError, Workspace
 
@@ -15,8 +16,32 @@ from . import views
 
 __all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "executor_options", "open_executor"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
+PIPE_WIDTH = 65_536
+
+
+class _Console(Console):
+    """A rich console that wraps only on a terminal.
+
+    Written to a pipe or a file, rich would wrap at 80 columns, so one table
+    row (one run, one firing) would become two lines for grep, cut or awk.
+    There every line is printed whole instead; a terminal keeps its width.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _print_json(value: Any) -> None:
@@ -64,7 +89,11 @@ def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
 
 
 class _Fail(click.ClickException):
-    """A user mistake (exit 1), with validation issues printed before the message."""
+    """A user mistake (exit 1), with validation issues printed before the message.
+
+    The message is plain text: it is escaped before it goes through rich, so a
+    ``[...]`` in a path, a name or a stored value is printed, not taken as markup.
+    """
 
     def __init__(self, error: UserError | str) -> None:
         super().__init__(str(error))
@@ -72,7 +101,7 @@ class _Fail(click.ClickException):
 
     def show(self, file: Any = None) -> None:  # noqa: ARG002 (click's signature)
         views.print_issues(err, self.issues)
-        err.print(f"[red]error:[/] {self.format_message()}")
+        err.print(f"[red]error:[/] {escape(self.format_message())}")
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from rich.markup import escape
 
 from storage.config import Config, ConfigError
 
@@ -32,10 +33,10 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _print_json(items)
         return
-    for item in items:
+    for item in items:  # values and descriptions are text, never markup ("... [cut N bytes]")
         marker = "" if item["set"] else "  (default)"
-        out.print(f"[bold]{item['key']}[/] = {json.dumps(item['value'])}{marker}")
-        out.print(f"    [dim]{item['description']}[/]")
+        out.print(f"[bold]{escape(item['key'])}[/] = {escape(json.dumps(item['value']))}{marker}")
+        out.print(f"    [dim]{escape(item['description'])}[/]")
 
 
 @config.command("get")
@@ -61,7 +62,7 @@ def set_(ctx: click.Context, key: str, value: str) -> None:
             stored = Config(ws.db).set_text(key, value)
         except ConfigError as exc:
             raise _Fail(str(exc)) from None
-    out.print(f"{key} = {json.dumps(stored)}")
+    out.print(escape(f"{key} = {json.dumps(stored)}"))
 
 
 @config.command("unset")
@@ -74,4 +75,4 @@ def unset(ctx: click.Context, key: str) -> None:
             Config(ws.db).unset(key)
         except ConfigError as exc:
             raise _Fail(str(exc)) from None
-    out.print(f"{key} unset")
+    out.print(escape(f"{key} unset"))

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.text import Text
 
 from engine.model import Workflow
@@ -103,7 +104,7 @@ def resume(ctx: click.Context, target: str, as_json: bool, grace: float, executo
     run_id = int(target)
     with _workspace(ctx) as ws, open_executor(executor, dask_address) as where, ws.session() as heartbeat:
         for recovered in ws.recover(heartbeat.id, run_id=run_id, grace=grace):
-            err.print(f"run {run_id}: {recovered.reason}; its running attempts are marked crashed")
+            err.print(escape(f"run {run_id}: {recovered.reason}; its running attempts are marked crashed"))
         try:
             record = ws.claim_crashed(run_id, heartbeat.id)
         except UserError as exc:
@@ -183,7 +184,7 @@ def cancel(ctx: click.Context, run_id: int, wait: bool, timeout: float, grace: f
 def _recover(ws: Workspace, heartbeat: Heartbeat) -> list[int]:
     recovered = ws.recover(heartbeat.id)
     for r in recovered:
-        err.print(f"[yellow]run {r.run_id}: {r.reason}; resuming it[/]")
+        err.print(f"[yellow]{escape(f'run {r.run_id}: {r.reason}; resuming it')}[/]")
     return [r.run_id for r in recovered]
 
 
@@ -232,7 +233,7 @@ def _background(
             ws.execute(run_id, owner=heartbeat.id, on_event=on_event, on_runner=runners.append, grace=grace,
                        executor=executor)
         except Exception as exc:  # one resumed run must not take down the run the user asked for
-            err.print(f"[red]resuming run {run_id} failed: {exc}[/]")
+            err.print(f"[red]{escape(f'resuming run {run_id} failed: {exc}')}[/]")
 
     thread = threading.Thread(target=work, name=f"resume-{run_id}", daemon=True)
     thread.start()

@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from engine.masking import MIN_LENGTH
@@ -51,13 +50,13 @@ def set_(ctx: click.Context, name: str) -> None:
     try:
         validate_name(name)
     except SecretError as exc:
-        raise _Fail(_message(exc)) from None
+        raise _Fail(str(exc)) from None
     value = _read_value(name)
     with _workspace(ctx) as ws:
         try:
             created = SecretStore(ws.db, ws.home).set(name, value)
         except SecretError as exc:
-            raise _Fail(_message(exc)) from None
+            raise _Fail(str(exc)) from None
     click.echo(f"{'created' if created else 'replaced'} secret {name}")
     if len(value) < MIN_LENGTH:
         err.print(
@@ -75,7 +74,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         try:
             rows = SecretStore(ws.db, ws.home).list()
         except SecretError as exc:
-            raise _Fail(_message(exc)) from None
+            raise _Fail(str(exc)) from None
     if as_json:
         _print_json(rows)
     elif not rows:
@@ -93,13 +92,8 @@ def delete(ctx: click.Context, name: str) -> None:
         try:
             SecretStore(ws.db, ws.home).delete(name)
         except SecretError as exc:
-            raise _Fail(_message(exc)) from None
+            raise _Fail(str(exc)) from None
     click.echo(f"deleted secret {name}")
-
-
-def _message(exc: SecretError) -> str:
-    """The error's text, escaped: ``_Fail`` prints through rich, which would eat ``[...]`` in a name or path."""
-    return escape(str(exc))
 
 
 def _read_value(name: str) -> str:

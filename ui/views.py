@@ -55,6 +55,7 @@ def print_issues(console: Console, issues: Sequence[Issue]) -> None:
 
 
 def print_workflows(console: Console, rows: Sequence[dict[str, Any]]) -> None:
+    # Cells are Text, not str: rich would read a str cell as markup and eat a "[...]" in a title.
     if not rows:
         console.print("no workflows stored; import one with [bold]taskloom import FILE[/]")
         return
@@ -62,7 +63,7 @@ def print_workflows(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     for row in rows:
         last = row["last_run"]
         table.add_row(
-            row["name"], row["title"], str(row["version"]), "yes" if row["paused"] else "",
+            Text(row["name"]), Text(row["title"] or ""), str(row["version"]), "yes" if row["paused"] else "",
             state_text(last["status"]) if last else Text("never", style="dim"), _local(row["updated"]),
         )
     console.print(table)
@@ -77,13 +78,13 @@ def print_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
         duration = "" if row["duration"] is None else f"{row['duration']:.2f}s"
         if row["id"] is None:  # a firing that started no run
             table.add_row(
-                "-", row["workflow"], "", state_text(row["status"]), row.get("trigger_id") or "",
+                "-", Text(row["workflow"]), "", state_text(row["status"]), Text(row.get("trigger_id") or ""),
                 _local(row["logical_time"]), Text(row["error"] or "", style="dim"),
             )
             continue
         table.add_row(
-            str(row["id"]), row["workflow"], "file" if row["version"] is None else str(row["version"]),
-            state_text(row["status"]), row["trigger"], _local(row["started"]), duration,
+            str(row["id"]), Text(row["workflow"]), "file" if row["version"] is None else str(row["version"]),
+            state_text(row["status"]), Text(row["trigger"]), _local(row["started"]), duration,
         )
     console.print(table)
 
@@ -136,7 +137,7 @@ def print_run_result(console: Console, run: RunRecord) -> None:
             detail = Text(escape_text(task.error), style="red")
         else:
             detail = Text("" if task.output is None else escape_line(_short(task.output)))
-        table.add_row(tid, state_text(task.status), str(task.attempts), detail)
+        table.add_row(Text(tid), state_text(task.status), str(task.attempts), detail)
     console.print(table)
     summary = run.summary()
     duration = f" in {summary['duration']:.2f}s" if summary["duration"] is not None else ""
@@ -159,7 +160,7 @@ class RunProgress:
 
     def __enter__(self) -> "RunProgress":
         if not self.quiet:
-            self.console.print(f"run {self.run_id} of [bold]{self.workflow.name}[/]")
+            self.console.print(f"run {self.run_id} of [bold]{escape(self.workflow.name)}[/]")
             if self.console.is_terminal:
                 self._live = Live(self._table(), console=self.console, transient=True, refresh_per_second=8)
                 self._live.__enter__()
@@ -173,7 +174,7 @@ class RunProgress:
         done = sum(1 for s, _, _ in self.states.values() if s not in ("pending", "running", "retrying"))
         table = Table("task", "status", "attempt", "", box=None, title=f"{done}/{len(self.states)} tasks ended")
         for tid, (status, attempt, detail) in self.states.items():
-            table.add_row(tid, state_text(status), str(attempt or ""), Text(escape_line(_short(detail)), style="dim"))
+            table.add_row(Text(tid), state_text(status), str(attempt or ""), Text(escape_line(_short(detail)), style="dim"))
         return table
 
     def update(self, event: RunEvent) -> None:
