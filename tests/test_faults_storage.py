@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -430,3 +431,110 @@ def test_a_lock_held_past_the_lock_timeout_is_a_clear_error(tmp_path, home):
     assert versions(home, "lk") == [1]
     assert integrity(home / "taskloom.db") == "ok"
     print(f"import under an 8 s lock with a 1.5 s limit: exit 1 after {took:.1f} s: {' '.join(result.stderr.split())}")
+
+
+# -- several processes writing one database at once -----------------------------------------------------------
+
+ROUNDS = 5
+CHATTER = 400  # log lines per run: the WAL grows and is checkpointed while the other processes write
+
+
+def _busy_flow(name: str, marks: Path) -> dict:
+    """Two shell tasks: the first marks its execution and prints CHATTER lines, the second marks its own."""
+    loop = f'i=0; while [ $i -lt {CHATTER} ]; do echo "line $i of run $TASKLOOM_RUN_ID"; i=$((i+1)); done'
+    return make_doc(
+        [{"id": "talk", "type": "shell",
+          "params": {"command": f"echo $TASKLOOM_RUN_ID talk $TASKLOOM_ATTEMPT >> {marks}; {loop}"}},
+         {"id": "after", "type": "shell",
+          "params": {"command": f"echo $TASKLOOM_RUN_ID after $TASKLOOM_ATTEMPT >> {marks}"}}],
+        [{"from": "talk", "to": "after"}], name=name,
+    )
+
+
+def test_writers_in_several_processes_beside_the_scheduler_lose_nothing(tmp_path, home):
+    """A real ``taskloom scheduler`` runs triggered runs while, in each round, four other real processes write the
+    same database at once (``import``, a foreground ``run``, ``secrets set``, ``trigger``), the README's everyday
+    flow beside a running service, and another connection checkpoints the WAL every 50 ms (what the WAL-reset
+    bug needs): the database stays intact, every run ends once with each task executed once, and every version,
+    secret, run and log line is there, with no warning about writing processes."""
+    from storage.db import connect
+    from storage.secrets import SecretStore
+
+    marks, db = tmp_path / "executions", home / "taskloom.db"
+    flows = [write_flow(tmp_path, _busy_flow(name, marks), f"{name}.json") for name in ("fg", "bg")]
+    assert taskloom(home, "import", *flows).returncode == 0
+    err_path = tmp_path / "scheduler.err"
+    started = time.monotonic()
+    with open(err_path, "w") as err:
+        service = subprocess.Popen([TASKLOOM, "scheduler", "--no-api"], env=env_for(home), cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=err, text=True)
+    checkpoints: list[tuple[int, int, int]] = []
+    done = threading.Event()
+
+    def checkpoint() -> None:  # a checkpointer in yet another connection, as a backup tool or a sqlite3 shell
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            while not done.wait(0.05):
+                checkpoints.append(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        finally:
+            conn.close()
+
+    checkpointer = threading.Thread(target=checkpoint, name="checkpointer")
+    try:
+        wait_for(lambda: query(home, "SELECT pid FROM scheduler_lease")[0][0] == service.pid, what="the lease")
+        checkpointer.start()
+        for n in range(1, ROUNDS + 1):
+            version = write_flow(tmp_path, make_doc([{"id": f"t{i}", "type": "noop"} for i in range(n)], name="imp"),
+                                 f"imp{n}.json")
+            commands = {"import": ["import", version], "run": ["run", "fg"],
+                        "secrets set": ["secrets", "set", f"TOKEN_{n}"], "trigger": ["trigger", "bg"]}
+            procs = {what: subprocess.Popen([TASKLOOM, *args], env=env_for(home), cwd=tmp_path, text=True,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for what, args in commands.items()}
+            for what, proc in procs.items():  # all four are running before any is waited for
+                out, errs = proc.communicate(f"value-{n}" if what == "secrets set" else "", timeout=60)
+                assert proc.returncode == 0, (n, what, out, errs)
+                assert "Traceback" not in errs and "one writing process" not in errs, (n, what, errs)
+        wait_for(lambda: query(home, "SELECT count(*) FROM runs WHERE workflow = 'bg' AND ended IS NOT NULL")[0][0]
+                 == ROUNDS, timeout=60, what="every triggered run to end")
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=30) == 0
+    finally:
+        done.set()
+        if checkpointer.is_alive():
+            checkpointer.join(timeout=30)
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    seconds = time.monotonic() - started
+    full = sum(1 for busy, wal, moved in checkpoints if not busy and wal == moved and wal > 0)
+    log = err_path.read_text()
+    assert "one writing process" not in log and "WAL-reset" not in log and "Traceback" not in log, log
+
+    assert integrity(db) == "ok"
+    runs = query(home, "SELECT id, workflow, status, ended FROM runs ORDER BY id")
+    assert sorted(w for _, w, _, _ in runs) == ["bg"] * ROUNDS + ["fg"] * ROUNDS
+    assert {(s, e is not None) for _, _, s, e in runs} == {("succeeded", True)}, runs
+    # each task of each run executed once and has one attempt, which succeeded
+    expected = sorted((run_id, task, 1) for run_id, *_ in runs for task in ("talk", "after"))
+    executed = sorted((int(r), t, int(a)) for r, t, a in (line.split() for line in marks.read_text().splitlines()))
+    assert executed == expected
+    attempts = query(home, "SELECT run_id, task_id, number, status FROM attempts")
+    assert sorted((r, t, n) for r, t, n, _ in attempts) == expected and {s for *_, s in attempts} == {"succeeded"}
+    states = query(home, "SELECT status, attempts, count(*) FROM task_states GROUP BY status, attempts")
+    assert states == [("succeeded", 1, 2 * len(runs))]
+    # every log line of every run, every version, every secret
+    for run_id, *_ in runs:
+        lines = [line for (line,) in query(home, "SELECT line FROM logs WHERE run_id = ? AND task_id = 'talk'"
+                                                 " AND stream = 'stdout' ORDER BY id", run_id)]
+        assert lines == [f"line {i} of run {run_id}" for i in range(CHATTER)], run_id
+    assert versions(home, "imp") == list(range(1, ROUNDS + 1))
+    store_db = connect(db)
+    try:
+        assert SecretStore(store_db, home).values() == {f"TOKEN_{n}": f"value-{n}" for n in range(1, ROUNDS + 1)}
+        linked = store_db.execute("SELECT sqlite_version()").fetchone()[0]
+    finally:
+        store_db.conn.close()
+    print(f"{ROUNDS} rounds of import + run + secrets set + trigger beside a scheduler: {seconds:.1f} s,"
+          f" {len(runs)} runs, {query(home, 'SELECT count(*) FROM logs')[0][0]} log lines,"
+          f" {len(checkpoints)} checkpoints from another connection ({full} complete); SQLite {linked}")
