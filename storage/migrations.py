@@ -231,6 +231,27 @@ def m006_origin_and_folder(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m007_scheduler_api(db: sqlite_utils.Database) -> None:
+    """Where each scheduler process serves its REST API, so ``taskloom webhooks`` prints the real address.
+
+    One row per scheduler process (host, pid), written when it starts, with
+    ``url`` NULL when it serves no API; the lease says which one is active.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE scheduler_api (
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            url TEXT,
+            started REAL NOT NULL,
+            PRIMARY KEY (host, pid)
+        )
+        """,
+    )
+
+
 def _script(db: sqlite_utils.Database, sql: str) -> None:
     # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
     for statement in sql.split(";"):

@@ -24,7 +24,8 @@ from .db import write_txn
 
 __all__ = ["Lease", "acquire_lease", "renew_lease", "release_lease", "lease_info", "claim_firing",
            "TriggerState", "trigger_state", "save_trigger_state", "active_runs", "webhook_token",
-           "ensure_webhook_tokens", "queued_firings", "set_firing", "list_firings", "wake_scheduler"]
+           "ensure_webhook_tokens", "queued_firings", "set_firing", "list_firings", "wake_scheduler",
+           "scheduler_running", "record_api_address", "api_address"]
 
 LEASE = "scheduler"
 
@@ -222,4 +223,52 @@ def wake_scheduler(db: sqlite_utils.Database) -> bool:
         os.kill(info["pid"], signal.SIGUSR1)
     except (OSError, ProcessLookupError, PermissionError):
         return False
+    return True
+
+
+def scheduler_running(db: sqlite_utils.Database, *, now: float | None = None) -> bool:
+    """Whether a scheduler holds a live lease (it fires and starts queued runs), on any host."""
+    info = lease_info(db)
+    return info is not None and info["expires"] > (time.time() if now is None else now)
+
+
+def record_api_address(db: sqlite_utils.Database, url: str | None, *, now: float | None = None) -> None:
+    """Note where this scheduler process serves its REST API (``http://HOST:PORT``; None: it serves none).
+
+    Written once when the process starts, before it can take the lease, so
+    the row of whichever process holds the lease is its own, never one left
+    by an earlier process with the same pid. Rows of processes of this host
+    that are gone are removed on the way.
+    """
+    now = time.time() if now is None else now
+    host, pid = socket.gethostname(), os.getpid()
+    with write_txn(db):
+        for (other,) in db.execute("SELECT pid FROM scheduler_api WHERE host = ? AND pid != ?", [host, pid]).fetchall():
+            if not _pid_exists(other):
+                db.execute("DELETE FROM scheduler_api WHERE host = ? AND pid = ?", [host, other])
+        db.execute(
+            "INSERT INTO scheduler_api (host, pid, url, started) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (host, pid) DO UPDATE SET url = excluded.url, started = excluded.started",
+            [host, pid, url, now],
+        )
+
+
+def api_address(db: sqlite_utils.Database, *, now: float | None = None) -> str | None:
+    """The base URL of the active scheduler's REST API; None when no scheduler is running or it serves no API."""
+    now = time.time() if now is None else now
+    row = db.execute(
+        "SELECT api.url FROM scheduler_lease AS lease JOIN scheduler_api AS api"
+        " ON api.host = lease.host AND api.pid = lease.pid WHERE lease.name = ? AND lease.expires > ?",
+        [LEASE, now],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
     return True

@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from engine.model import canonical_json
+from storage.workspace import Workspace
 from ui.cli import cli
 
+from clitools import query
 from conftest import ROOT, make_doc
 
 TASKLOOM = str(Path(sys.executable).with_name("taskloom"))
@@ -188,3 +190,65 @@ def test_real_console_script_runs_an_example(home):
     assert data["tasks"]["repeat"]["output"] == ["hello CI #1", "hello CI #2", "hello CI #3"]
     assert data["tasks"]["shrug"]["status"] == "skipped"
     assert data["tasks"]["done"]["status"] == "succeeded"
+
+
+# -- what a new user hit: exit codes, markup, pipes ----------------------------------------------
+
+
+def test_trigger_without_a_scheduler_exits_1_and_says_how_to_start_one(invoke, flow_file):
+    invoke("import", flow_file(OK_DOC))
+    result = invoke("trigger", "greeter")
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert "\n" not in message, message
+    assert "no scheduler is running" in message and "taskloom scheduler" in message
+    runs = json.loads(invoke("runs", "greeter", "--json").output)
+    assert [r["status"] for r in runs] == ["queued"]  # it stays queued for the next scheduler
+
+
+def test_trigger_with_a_scheduler_it_cannot_signal_still_succeeds(invoke, flow_file, home):
+    """A live lease held on another host: that scheduler finds the run at its next poll."""
+    from storage.scheduling import acquire_lease
+
+    invoke("import", flow_file(OK_DOC))
+    ws = Workspace(home)
+    try:
+        acquire_lease(ws.db, "elsewhere", ttl=60, version="test")
+    finally:
+        ws.close()
+    query(home, "UPDATE scheduler_lease SET host = 'another-host'")
+    result = invoke("trigger", "greeter")
+    assert result.exit_code == 0, result.output
+    assert "run 1 of greeter queued" in result.stdout and "next poll" in result.stdout
+
+
+def test_webhooks_without_a_scheduler_uses_the_default_address_and_says_so(invoke, flow_file):
+    invoke("import", flow_file(dict(OK_DOC, triggers=[{"id": "push", "type": "webhook"}])))
+    result = invoke("webhooks", "greeter", "--json")
+    assert result.exit_code == 0
+    assert [h["url"] for h in json.loads(result.stdout)] == ["http://127.0.0.1:8765/hooks/greeter/push"]
+    assert "no running scheduler serves the API" in result.stderr and "default address" in result.stderr
+
+
+def test_user_text_in_brackets_is_printed_not_taken_as_markup(invoke, flow_file, tmp_path):
+    titled = dict(OK_DOC, title="scores [bold]draft[/bold] [cut 3 bytes]")
+    path = tmp_path / "[draft] flow.json"
+    path.write_text(json.dumps(titled))
+    imported = invoke("import", str(path))
+    assert f"({path})" in imported.output
+    assert "scores [bold]draft[/bold] [cut 3 bytes]" in invoke("list").output
+    assert f"{path}: valid" in invoke("validate", str(path)).output
+    missing = invoke("validate", str(tmp_path / "no[x]such.json"))
+    assert missing.exit_code == 1 and "no[x]such.json" in missing.stderr
+
+
+def test_tables_written_to_a_pipe_keep_each_row_on_one_line(home, tmp_path):
+    title = "Copy the new rows of every table of the warehouse into the reporting database, then tell the team"
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(dict(OK_DOC, title=title)))
+    env = {"PATH": "/usr/bin:/bin", "TASKLOOM_HOME": str(home), "HOME": str(home)}
+    assert subprocess.run([TASKLOOM, "import", str(path)], env=env, capture_output=True, timeout=60).returncode == 0
+    listed = subprocess.run([TASKLOOM, "list"], env=env, capture_output=True, text=True, timeout=60)
+    rows = [line for line in listed.stdout.splitlines() if "greeter" in line]
+    assert len(rows) == 1 and title in rows[0], listed.stdout
+    assert len(listed.stdout.splitlines()) == 2  # the header and the one row

@@ -95,6 +95,46 @@ def git(repo, *args):
                    capture_output=True)
 
 
+def test_webhooks_prints_the_address_the_running_schedulers_api_listens_on(tmp_path, home):
+    """Not the default port: the scheduler records where its API really listens (here a port the OS chose)."""
+    doc = make_doc([ECHO], name="hooked", triggers=[{"id": "push", "type": "webhook"}])
+    taskloom(home, "import", write_flow(tmp_path, doc))
+    proc = start(home, "scheduler", "--port", "0", "--lease-ttl", "2")
+    try:
+        wait_for(lambda: query(home, "SELECT count(*) FROM scheduler_lease WHERE expires > ?", time.time())[0][0],
+                 what="the lease")
+        listed = taskloom(home, "webhooks", "hooked", "--json")
+        assert listed.returncode == 0 and "default address" not in listed.stderr, listed.stderr
+        url = json.loads(listed.stdout)[0]["url"]
+        base = url.removesuffix("/hooks/hooked/push")
+        assert base.startswith("http://127.0.0.1:") and not base.endswith((":0", ":8765")), url
+        assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+        assert f"push: POST {url}" in taskloom(home, "webhooks", "hooked").stdout
+    finally:
+        stop(proc)
+    after = taskloom(home, "webhooks", "hooked", "--json")  # stopped: the lease is released, the default is shown
+    assert json.loads(after.stdout)[0]["url"] == "http://127.0.0.1:8765/hooks/hooked/push"
+    assert "no running scheduler serves the API" in after.stderr
+
+
+def test_the_api_address_is_the_lease_holders(home):
+    """Storage: each scheduler process records its API; the one holding a live lease is the answer."""
+    from storage.scheduling import acquire_lease, api_address, record_api_address, release_lease
+
+    with _ws(home) as ws:
+        assert api_address(ws.db) is None  # no scheduler ever ran
+        record_api_address(ws.db, "http://127.0.0.1:9001")
+        assert api_address(ws.db) is None  # serving, but not (yet) holding the lease
+        lease = acquire_lease(ws.db, "me", ttl=60, version="test")
+        assert api_address(ws.db) == "http://127.0.0.1:9001"
+        record_api_address(ws.db, None)  # restarted with --no-api under the same pid
+        assert api_address(ws.db) is None
+        record_api_address(ws.db, "http://[::1]:9002")
+        assert api_address(ws.db) == "http://[::1]:9002"
+        release_lease(ws.db, lease)
+        assert api_address(ws.db) is None
+
+
 def test_git_trigger_fires_once_per_new_commit(tmp_path, home):
     repo = tmp_path / "repo"
     repo.mkdir()

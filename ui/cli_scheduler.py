@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from engine.params import ParamError, parse_assignments
 from storage.db import StorageError, sqlite_version_note, write_txn
-from storage.scheduling import wake_scheduler, webhook_token
+from storage.scheduling import api_address, record_api_address, scheduler_running, wake_scheduler, webhook_token
 from storage.workflows import NotFound, set_paused
 from storage.workspace import UserError
 
@@ -113,8 +114,9 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
         signal.signal(sig, lambda *_: service.stop())
     signal.signal(signal.SIGUSR1, lambda *_: service.wake())
     server = None if no_api else _start_api(resolve_home(home), host, port, token, service.wake)
+    url = _record_api(resolve_home(home), server)
     where = "" if executor is None or executor.name == "local" else f"; tasks run on Dask at {executor.address}"
-    err.print(f"scheduler started (pid {os.getpid()})" + ("" if server is None else f"; API on http://{host}:{port}")
+    err.print(f"scheduler started (pid {os.getpid()})" + ("" if url is None else f"; API on {url}")
               + where)
     try:
         service.run()
@@ -165,12 +167,32 @@ def _start_api(home: Any, host: str, port: int, token: str | None, wake: Any) ->
     return server
 
 
+def _record_api(home: Any, server: Any) -> str | None:
+    """Store the address the API really listens on (or that there is none), for ``taskloom webhooks``; return it."""
+    from storage.workspace import Workspace
+
+    url = None
+    if server is not None:
+        bound, port = server.servers[0].sockets[0].getsockname()[:2]
+        url = f"http://{f'[{bound}]' if ':' in bound else bound}:{port}"
+    ws = Workspace(home)
+    try:
+        record_api_address(ws.db, url)
+    finally:
+        ws.close()
+    return url
+
+
 @click.command()
 @click.argument("name")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Set a declared param (repeatable).")
 @click.pass_context
 def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
-    """Run NAME now through the scheduler (it must be running): queue the run and wake the scheduler."""
+    """Run NAME now through the scheduler (it must be running): queue the run and wake the scheduler.
+
+    Exit status 1 when no scheduler is running; the run stays queued and
+    starts when one does.
+    """
     with _workspace(ctx) as ws:
         try:
             run_id, _ = ws.start_run(ws.target(name), parse_assignments(list(params)), trigger="manual")
@@ -179,7 +201,13 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
         except UserError as exc:
             raise _Fail(exc) from None
         woke = wake_scheduler(ws.db)
-    out.print(f"run {run_id} of {name} queued" + ("" if woke else "; no scheduler answered: start one with taskloom scheduler"))
+        running = woke or scheduler_running(ws.db)
+    if not running:
+        raise _Fail(f"run {run_id} of {name} is queued, but no scheduler is running to start it;"
+                    " start one with 'taskloom scheduler' (or 'taskloom serve')")
+    # A scheduler this process cannot signal (another host) finds the run at its next look at the database.
+    later = "" if woke else "; the scheduler could not be woken from here and finds it at its next poll"
+    out.print(escape(f"run {run_id} of {name} queued{later}"))
 
 
 def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
@@ -207,16 +235,23 @@ def unpause_workflow(ctx: click.Context, name: str) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--base-url", default=f"http://127.0.0.1:{API_DEFAULT_PORT}", show_default=True, help="Where the API is reached.")
+@click.option("--base-url", default=None,
+              help="Where the API is reached (default: where the running scheduler serves it).")
 @click.option("--json", "as_json", is_flag=True, help="Print [{trigger, url, token, auth}].")
 @click.pass_context
-def webhooks(ctx: click.Context, name: str, base_url: str, as_json: bool) -> None:
-    """Print the URL and token of each webhook trigger of NAME."""
+def webhooks(ctx: click.Context, name: str, base_url: str | None, as_json: bool) -> None:
+    """Print the URL and token of each webhook trigger of NAME.
+
+    The URLs use the address the running scheduler's API listens on; with no
+    scheduler running, the default address (and a note saying so).
+    """
     with _workspace(ctx) as ws:
         try:
             workflow = ws.target(name).workflow
         except UserError as exc:
             raise _Fail(exc) from None
+        served = base_url or api_address(ws.db)
+        base_url = served or f"http://127.0.0.1:{API_DEFAULT_PORT}"
         rows = []
         for trig in workflow.triggers:
             if trig.type != "webhook":
@@ -227,11 +262,14 @@ def webhooks(ctx: click.Context, name: str, base_url: str, as_json: bool) -> Non
             rows.append({"trigger": trig.id, "url": f"{base_url.rstrip('/')}/hooks/{name}/{trig.id}",
                          "token": None if secret or "token_secret" in trig.config else webhook_token(ws.db, name, trig.id),
                          "auth": auth})
+    if rows and not served:
+        err.print(escape(f"no running scheduler serves the API; the URLs use the default address {base_url}"
+                         " (start one with taskloom scheduler, or pass --base-url)"))
     if as_json:
         _print_json(rows)
         return
     if not rows:
         out.print(f"{name} has no webhook trigger")
     for row in rows:
-        out.print(f"[bold]{row['trigger']}[/]: POST {row['url']}")
-        out.print(f"    {row['auth']}" + (f": Authorization: Bearer {row['token']}" if row["token"] else ""))
+        out.print(f"[bold]{escape(row['trigger'])}[/]: POST {escape(row['url'])}")
+        out.print(escape(f"    {row['auth']}" + (f": Authorization: Bearer {row['token']}" if row["token"] else "")))
