@@ -1,9 +1,13 @@
 """The ``sql`` and ``sql_copy`` task types: one SQL statement, or a query's rows copied into a table.
 
-SQLite files go through the standard library's :mod:`sqlite3`; any other
-database through SQLAlchemy, imported only when a task gives a ``url``, since
-it is the optional extra ``taskloom[sql]``. Both sit behind :class:`Database`,
-so the two tasks read the same whichever is used.
+SQLite files go through the standard library's :mod:`sqlite3`, and so the
+SQLite Python links, as SQLAlchemy's ``sqlite://`` URLs do: they are the
+user's files, shared with the user's own tools, and the engine does not
+import storage, whose ``storage.sqlite`` picks the bundled SQLite for
+Taskloom's own database only. Any other database goes through SQLAlchemy,
+imported only when a task gives a ``url``, since it is the optional extra
+``taskloom[sql]``. Both sit behind :class:`Database`, so the two tasks read
+the same whichever is used.
 
 Values reach the database only as bound parameters (``:name`` placeholders),
 never pasted into the SQL, so a value such as ``1; DROP TABLE t`` stays data.
