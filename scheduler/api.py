@@ -96,7 +96,7 @@ def create_app(
     app = FastAPI(title="Taskloom API", version=taskloom_version(), description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.home, app.state.registry, app.state.wake = home, registry, wake
     # Added first, so it runs inside BearerAuth: a request without the token is refused unread.
-    app.add_middleware(BodyLimit, limit=MAX_DOCUMENT_BYTES, exempt=frozenset({("POST", "/workflows")}))
+    app.add_middleware(BodyLimit, limit=MAX_DOCUMENT_BYTES)
     if token is not None:
         app.add_middleware(BearerAuth, token=token)
     _install_error_handlers(app)
@@ -155,18 +155,17 @@ class BodyLimit:
     A declared ``Content-Length`` over the limit is refused before a byte is
     read; a body sent without one (chunked) is read up to the limit, then
     replayed to the app. Webhooks are open to anyone, so without this one
-    request could make the server hold any amount in memory. ``exempt``
-    routes ``(method, path)`` cap their own bodies (``POST /workflows``
-    answers 422 with the document's size, like ``taskloom validate``).
+    request could make the server hold any amount in memory. ``POST
+    /workflows`` is no exception: a document over the limit gets the same
+    413 as any other body (docs/api.md), not a 422 after reading it all.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, exempt: frozenset[tuple[str, str]] = frozenset()) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit():  # HTTP framing keeps the body to this length
@@ -332,7 +331,8 @@ def workflows(ws: Ws) -> list[dict[str, Any]]:
 @router.post(
     "/workflows", response_model=SaveResult, status_code=201, tags=["workflows"],
     summary="Store a workflow document (a new workflow or a new version)",
-    responses={200: {"model": SaveResult, "description": "Identical to the current version; nothing stored"}},
+    responses={200: {"model": SaveResult, "description": "Identical to the current version; nothing stored"},
+               413: {"model": ErrorBody, "description": "A body over 5 MB; nothing stored"}},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": WORKFLOW_SCHEMA_REF}}}}},
 )
 async def save_workflow(
@@ -341,23 +341,13 @@ async def save_workflow(
 ) -> dict[str, Any]:
     """The body is a taskloom/v1 document. It becomes version 1 of a new workflow, or the next
     version of the workflow it names. An invalid document stores nothing: 422 with every issue
-    as `{path, message, hint}` (`path` is a JSON pointer into the document)."""
-    raw = await _read_capped(request, MAX_DOCUMENT_BYTES + 1)
+    as `{path, message, hint}` (`path` is a JSON pointer into the document). A body over 5 MB
+    is refused unread with 413."""
+    raw = await request.body()  # at most MAX_DOCUMENT_BYTES: BodyLimit refused anything larger
     info, created = await run_in_threadpool(_save, ws, raw, message)
     if not created:
         response.status_code = 200
     return {"name": info.workflow, "version": info.version, "created": created}
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The body, but no more than ``limit`` bytes (enough for the validator to say it is too big)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
 
 
 def _save(ws: Workspace, raw: bytes, message: str) -> tuple[Any, bool]:

@@ -211,6 +211,20 @@ def test_a_started_run_is_queued_for_the_scheduler(stored, home):
     assert row["last_run"]["status"] == "queued"
 
 
+def test_post_workflows_refuses_a_6_mb_body_with_413_as_documented(stored, home):
+    """docs/api.md: a body over 5 MB gets 413 ``{"error", "field": "body"}``, unread; it once was a 422."""
+    doc = dict(FLOW, name="big", description="x" * (6 * 1024 * 1024))
+    body = json.dumps(doc).encode()
+    declared = stored.client.post("/workflows", content=body, headers={"Content-Type": "application/json"})
+    chunked = stored.client.post("/workflows", content=iter([body[:1 << 20], body[1 << 20:]]),
+                                 headers={"Content-Type": "application/json"})
+    for response in (declared, chunked):
+        assert response.status_code == 413, response.text
+        assert set(response.json()) == {"error", "field"} and response.json()["field"] == "body"
+        assert "5,242,880" in response.json()["error"] and "nothing was stored" in response.json()["error"]
+    assert [w["name"] for w in stored.client.get("/workflows").json()] == ["greeter"]
+
+
 def test_bad_params_and_unknown_workflows_queue_nothing(stored, home):
     wrong_type = stored.client.post("/workflows/greeter/runs", json={"params": {"times": "3"}})
     assert wrong_type.status_code == 422
