@@ -86,8 +86,8 @@ def test_a_crontab_stores_one_workflow_per_job(invoke, home):
     assert result.exit_code == 0, result.output
     assert "from crontab: 7 workflows, 7 tasks" in result.output
     assert "line 12" in result.output and "@reboot" in result.output
-    assert set(stored(home)) == {"cron-backup", "cron-manage", "cron-curl", "cron-mail", "cron-start-agent",
-                                 "cron-backup-2", "cron-echo"}
+    assert set(stored(home)) == {"cron-jobs-backup", "cron-jobs-manage", "cron-jobs-curl", "cron-jobs-mail",
+                                 "cron-jobs-start-agent", "cron-jobs-backup-2", "cron-jobs-echo"}
 
 
 def test_crontab_schedules_use_this_machines_zone_or_the_one_given(invoke, home, tmp_path):
@@ -95,7 +95,7 @@ def test_crontab_schedules_use_this_machines_zone_or_the_one_given(invoke, home,
     crontab.write_text("30 6 * * * /opt/report.sh\n")
     result = invoke("import", str(crontab), "-o", f"{tmp_path / 'out'}/", "--json")  # a trailing / makes a folder
     (entry,) = json.loads(result.stdout)
-    assert entry["output"] == str(tmp_path / "out" / "cron-report.json")
+    assert entry["output"] == str(tmp_path / "out" / "cron-my-report.json")
     doc = json.loads(Path(entry["output"]).read_text())
     assert doc["triggers"][0]["timezone"] == "Europe/Berlin"
     invoke("import", str(crontab), "--timezone", "Asia/Tokyo", "--name", "box", "-o", str(tmp_path / "out"))

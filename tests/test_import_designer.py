@@ -104,12 +104,12 @@ def test_placeholders_are_listed_first_and_block_saving(app: AppTest, home: Path
 
 def test_a_crontab_gives_several_workflows_to_open_one_at_a_time(app: AppTest):
     upload(app, "jobs.crontab", source="crontab")
-    assert app.session_state[DOC]["name"] == "cron-backup"
+    assert app.session_state[DOC]["name"] == "cron-jobs-backup"
     pick = app.selectbox(key="designer_import:pick")
-    assert pick.options[:3] == ["cron-backup", "cron-manage", "cron-curl"]
+    assert pick.options[:3] == ["cron-jobs-backup", "cron-jobs-manage", "cron-jobs-curl"]
     run(pick.select_index(2))
     run(app.button(key="designer_import:open").click())
-    assert app.session_state[DOC]["name"] == "cron-curl"
+    assert app.session_state[DOC]["name"] == "cron-jobs-curl"
     assert "line 10" in texts(app)  # the report follows the open workflow
 
 

@@ -137,12 +137,15 @@ def convert(
     filename: str = "",
     name: str | None = None,
     timezone: str | None = None,
+    user_column: bool | None = None,
 ) -> Conversion:
     """Convert a file's content from ``source`` (one of :data:`FORMATS`) to ``taskloom/v1`` documents.
 
     ``name`` sets the workflow name (a crontab's name prefix); ``timezone``
     is the zone a crontab's schedules are read in (cron uses its machine's
-    local time). Raises :class:`ConversionError` for input that cannot be read.
+    local time); ``user_column`` whether a crontab's jobs name a user before
+    the command, as in ``/etc/crontab`` (None: recognised from the file).
+    Raises :class:`ConversionError` for input that cannot be read.
     """
     if source not in FORMATS:
         raise ConversionError.at("", f"unknown format {source!r}", f"use one of {', '.join(FORMATS)}")
@@ -159,7 +162,8 @@ def convert(
     if source == "crontab":
         if _json_like(text, filename) and text.lstrip()[:1] in ("{", "["):
             raise ConversionError.at("line 1", "this is JSON, not a crontab", "use --from auto, logicapps or n8n")
-        pairs, notes = convert_crontab(text, filename=filename, name=name, timezone=timezone)
+        pairs, notes = convert_crontab(text, filename=filename, name=name, timezone=timezone,
+                                       user_column=user_column)
         report = sorted([*notes, *(item for _, items in pairs for item in items)], key=_line_order)
         return Conversion("crontab", [d for d, _ in pairs], report)
     data = _json(text)

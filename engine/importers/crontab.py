@@ -12,12 +12,25 @@ crontab                                Taskloom
 ``MAILTO=...``                         flagged: add a notify task on a ``failure`` edge if you want mail
 ``%`` in a command                     the text after it is the command's standard input
 ``# comment`` just above a job         the workflow's title
+``m h dom mon dow user command``       a system crontab: the user is noted (description, report), not run
+``s m h dom mon dow command``          refused: a seconds field (other cron dialects) has no equivalent
 =====================================  ==============================================================
 
-Workflow names are ``PREFIX-JOB`` (prefix ``cron`` unless given), JOB from
-the program the command runs (``/opt/bin/backup.sh --full`` -> ``backup``),
-made unique within the file. Cron never stops a job, so each task's
-``timeout`` is a day (the run's own limit) instead of the default hour.
+Workflow names are ``cron-FILE-JOB``: FILE the file's stem (``my.crontab``
+-> ``my``), so that two files' jobs never share a name, and JOB the program
+the command runs (``/opt/bin/backup.sh --full`` -> ``backup``), made unique
+within the file. A name given replaces ``cron-FILE``. JOB rather than the
+line number, so that adding a line above a job does not rename it. Cron never
+stops a job, so each task's ``timeout`` is a day (the run's own limit)
+instead of the default hour.
+
+A system crontab (``/etc/crontab``, ``/etc/cron.d/*``) has a user column
+between the time fields and the command. It is read that way when
+``user_column`` says so, or (``None``) when the file is ``/etc/crontab`` or
+in a ``cron.d`` folder, or when a job's sixth word is an account no program
+is named after (``root``, ``nobody``, ``daemon``, ``www-data``); a user's
+crontab never starts a command with those. Anything else, such as
+``backup``, is a program, as a user's crontab reads it.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ from .common import Ids, finish, literal, slug
 from .report import ConversionError, Report, ReportItem
 from .windows_tz import iana_zone
 
-__all__ = ["convert_crontab", "looks_like_crontab"]
+__all__ = ["convert_crontab", "looks_like_crontab", "has_user_column"]
 
 _ENV = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _ENTRY = re.compile(r"^\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S.*?)\s*$")
@@ -45,6 +58,16 @@ _WRAPPER_ARGUMENT = {"flock": 1, "timeout": 1}
 _INTERPRETERS = {"python", "python3", "python2", "bash", "sh", "zsh", "node", "php", "perl", "ruby", "rscript",
                  "uv", "poetry", "pipenv", "npx", "npm"}
 _SEPARATORS = re.compile(r"&&|\|\||;|\|")
+#: a user name as cron accepts one in a system crontab's user column
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
+#: accounts that no program is named after: one after the time fields marks a system crontab
+_ACCOUNTS = frozenset({"root", "nobody", "daemon", "www-data", "_www"})
+#: what only a cron field looks like (digits, ``*``, ``?``, steps, ranges, lists, ``L``/``W``/``#``, day
+#: names): after the five fields it is a sixth one (seconds, in other dialects), never a program or a user
+_DAY_NAME = r"(?:sun|mon|tue|wed|thu|fri|sat)"
+_TIME_FIELD = re.compile(rf"^(?:[\d*?][\d*?,/LW#-]*|{_DAY_NAME}(?:[-,]{_DAY_NAME}|#\d|/\d+|L)*)$", re.IGNORECASE)
+#: a comment that draws the format (``# .---- minute``, ``# |  |``, ``# *  *  * user-name command``)
+_DRAWING = re.compile(r"^(?:[*|.+=_~-]|m\s+h\s+dom\s+mon\s+dow)")
 _DAY = 86400
 _HINT = ("write 'MIN HOUR DAY MONTH WEEKDAY command' (e.g. '30 6 * * * /opt/backup.sh'), '@daily command',"
          " 'NAME=value' or a '# comment'")
@@ -132,6 +155,9 @@ def _job_name(command: str) -> str:
             rest = [w for w in words[1:] if not w.startswith("-")]
             if rest:
                 program = rest[0]
+        folders = [w for w in words[1:] if not w.startswith("-") and slug(w, "")]
+        if PurePath(program).name == "run-parts" and folders:  # run-parts /etc/cron.daily -> cron-daily
+            return slug(PurePath(folders[-1]).name, "job")
         stem = PurePath(program).stem or PurePath(program).name
         name = slug(stem, "")
         if name:
@@ -139,7 +165,87 @@ def _job_name(command: str) -> str:
     return "job"
 
 
-def convert_crontab(text: str, *, filename: str = "", name: str | None = None, timezone: str | None = None
+def _prefix(filename: str) -> str:
+    """``cron-STEM``: the file's jobs are named apart from another file's (``my.crontab`` -> ``cron-my``)."""
+    stem = slug(PurePath(filename).stem, "")[:24].rstrip("-_") if filename else ""
+    return f"cron-{stem}" if stem else "cron"
+
+
+def _after_schedule(line: str) -> str | None:
+    """What follows a job's schedule (five fields or a macro), or None when the line is not a job."""
+    macro = _MACRO.match(line)
+    if macro and macro[1].lower() in (*CRON_ALIASES, "@reboot"):
+        return macro[2]
+    entry = _ENTRY.match(line)
+    return entry[6] if entry and _is_entry(line) else None
+
+
+def has_user_column(text: str, filename: str = "") -> str | None:
+    """Why ``text`` is a system crontab, whose jobs name a user before the command; None when it is not one.
+
+    >>> has_user_column("17 * * * * root cd / && run-parts --report /etc/cron.hourly\\n")
+    'line 1 runs as root'
+    >>> has_user_column("0 5 * * * backup --full\\n") is None  # 'backup' is read as the program
+    True
+    >>> has_user_column("0 5 * * * backup --full\\n", "/etc/cron.d/backup")
+    'it is in a cron.d folder'
+    """
+    path = PurePath(filename)
+    if path.parts[-2:] == ("etc", "crontab"):
+        return "it is /etc/crontab"
+    if filename and path.parent.name == "cron.d":
+        return "it is in a cron.d folder"
+    for number, raw in enumerate(text.splitlines(), start=1):
+        words = (_after_schedule(raw.strip()) or "").split(None, 1)
+        if len(words) == 2 and words[0] in _ACCOUNTS:
+            return f"line {number} runs as {words[0]}"
+    return None
+
+
+class _LineError(ValueError):
+    """A job line cron would read differently from what it seems to say: (message, hint)."""
+
+
+def _split_job(rest: str, fields: list[str], users: bool) -> tuple[str, str | None]:
+    """The command after a job's schedule, and its user when the crontab has a user column.
+
+    ``fields`` are the five time fields ([] for a macro). A sixth field (a seconds
+    field, in other cron dialects) raises :class:`_LineError`: read as five,
+    the line would run its last field as the command.
+    """
+    words = rest.split()
+    extra = 0
+    while fields and extra < len(words) and _TIME_FIELD.match(words[extra]):
+        extra += 1
+    if extra:
+        every = [*fields, *words[:extra]]
+        command = rest.split(None, extra)[extra] if len(words) > extra else "COMMAND"
+        five = " ".join(every[1:6])
+        if extra == 1 and every[0].isdigit():
+            hint = f"drop the seconds field: '{five} {command}' runs at second 0 of the same minutes"
+        elif extra == 1:
+            hint = (f"Taskloom's cron triggers fire at most once a minute: drop the seconds field ('{five}"
+                    f" {command}'), or give this job an interval trigger (unit 'seconds') instead")
+        else:
+            hint = (f"keep the five fields minute hour day-of-month month day-of-week (no seconds or year field),"
+                    f" e.g. '{five} {command}'")
+        raise _LineError(f"{len(every)} time fields ('{' '.join(every)}'): cron has 5 (minute hour day-of-month"
+                         " month day-of-week); other cron dialects add a seconds (or year) field, which Taskloom's"
+                         " cron triggers do not have", hint)
+    if not users:
+        return rest, None
+    user, command = (rest.split(None, 1) + [""])[:2]
+    why = "in a system crontab a job is 'MIN HOUR DAY MONTH WEEKDAY USER command'"
+    if not _USER.match(user):
+        raise _LineError(f"{user!r} is not a user name: {why}", "add the user before the command, or import with"
+                         " --no-user-column if this is a user's crontab")
+    if not command.strip():
+        raise _LineError(f"a job for user {user!r} without a command: {why}", "add the command after the user")
+    return command.strip(), user
+
+
+def convert_crontab(text: str, *, filename: str = "", name: str | None = None, timezone: str | None = None,
+                    user_column: bool | None = None,
                     ) -> tuple[list[tuple[dict[str, Any], list[ReportItem]]], list[ReportItem]]:
     """One workflow per job line, and the report items about the whole file (SHELL, MAILTO, ...).
 
@@ -147,16 +253,25 @@ def convert_crontab(text: str, *, filename: str = "", name: str | None = None, t
 
     ``timezone`` is the zone the schedules are read in until a ``CRON_TZ=``
     line says otherwise (cron uses the local time of its machine); default UTC.
+    ``user_column`` says whether each job names a user before its command
+    (a system crontab); None recognises it (:func:`has_user_column`).
     """
     zone = "UTC"
     if timezone:
         zone = iana_zone(timezone) or ""
         if not zone:
             raise ConversionError.at("", f"unknown time zone {timezone!r}", "use an IANA name such as Europe/Berlin")
-    prefix = slug(name, "cron") if name else "cron"
+    prefix = slug(name, "cron") if name else _prefix(filename)
     env: dict[str, str] = {}
     shell = "/bin/sh"
     notes = Report()
+    detected = has_user_column(text, filename) if user_column is None else None
+    users = bool(detected) if user_column is None else user_column
+    if user_column:
+        notes.mapped("", "system crontab (as asked): the word after each job's schedule is its user")
+    elif detected:
+        notes.flagged("", f"system crontab ({detected}): the word after each job's schedule is its user, not its"
+                      " command", "import with --no-user-column if this is a user's crontab")
     comment: str | None = None
     problems: list[Any] = []
     jobs: list[dict[str, Any]] = []
@@ -168,22 +283,24 @@ def convert_crontab(text: str, *, filename: str = "", name: str | None = None, t
             continue
         if line.startswith("#"):
             words = line.lstrip("#").strip()
-            comment = None if re.match(r"^m\s+h\s+dom\s+mon\s+dow", words) or not words else words
+            comment = None if _DRAWING.match(words) or not words else words
             continue
         macro = _MACRO.match(line)
-        if macro and macro[1].lower() in (*CRON_ALIASES, "@reboot"):
-            cron = CRON_ALIASES.get(macro[1].lower())
-            jobs.append(dict(number=number, line=line, cron=cron, macro=macro[1].lower(), command=macro[2],
-                             env=dict(env), shell=shell, zone=zone, comment=comment))
-        elif _is_entry(line):
-            entry = _ENTRY.match(line)
-            assert entry is not None
-            cron = " ".join(entry[i] for i in range(1, 6))
-            issues = check_triggers([{"id": "t", "type": "cron", "cron": cron}])
-            if issues:
-                problems.append((where, f"{issues[0].message}", issues[0].hint))
-            jobs.append(dict(number=number, line=line, cron=cron, macro=None, command=entry[6], env=dict(env),
-                             shell=shell, zone=zone, comment=comment))
+        rest = _after_schedule(line)
+        if rest is not None:
+            fields = [] if macro else line.split()[:5]
+            cron = CRON_ALIASES.get(macro[1].lower()) if macro else " ".join(fields)
+            issues = check_triggers([{"id": "t", "type": "cron", "cron": cron}]) if fields else []
+            try:
+                command, user = _split_job(rest, fields, users)
+            except _LineError as exc:
+                problems.append((where, *exc.args))
+            else:
+                if issues:
+                    problems.append((where, f"{issues[0].message}", issues[0].hint))
+                jobs.append(dict(number=number, line=line, cron=cron, macro=macro[1].lower() if macro else None,
+                                 command=command, user=user, env=dict(env), shell=shell, zone=zone,
+                                 comment=comment))
         elif _ENV.match(line):
             key, value = _ENV.match(line).groups()  # type: ignore[union-attr]
             value = _unquote(value)
@@ -268,4 +385,10 @@ def _workflow(job: dict[str, Any], doc_name: str, filename: str, report: Report)
                       f" '{task_id}'" + (f" with env {', '.join(job['env'])}" if job["env"] else ""), task=task_id)
     source = PurePath(filename).name if filename else "a crontab"
     description = f"Imported from line {job['number']} of {source}: {job['line']}"
+    if job["user"]:
+        description += (f"\nCron ran it as user {job['user']} (the system crontab's user column); Taskloom runs it"
+                        " as the user the scheduler runs as.")
+        report.flagged(where, f"cron ran it as user '{job['user']}' (the user column); the task runs as the user"
+                       " the scheduler runs as", f"where it needs {job['user']}'s rights, run the scheduler as"
+                       f" {job['user']} or start the command with 'sudo -u {job['user']}'", task=task_id)
     return finish(doc_name, description=description, triggers=triggers, tasks=[task])
