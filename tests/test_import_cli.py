@@ -185,3 +185,109 @@ def test_several_workflows_of_one_file_never_share_a_name(invoke, home, tmp_path
     result = invoke("import", str(path), "--name", "report", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report-2.json", "report.json"]
+
+
+# -- crontabs: names per file, what came from elsewhere, -o FILE.json ----------------------------------
+
+
+def origins(home: Path, name: str) -> list[str]:
+    ws = Workspace(home)
+    try:
+        return [v.origin for v in list_versions(ws.db, name)]
+    finally:
+        ws.close()
+
+
+def test_two_system_crontabs_keep_their_own_workflows(invoke, home, tmp_path):
+    """Regression: both files gave 'cron-root' (the user read as the command), the second as its version 2."""
+    (tmp_path / "cron.d").mkdir()
+    web, db = tmp_path / "cron.d" / "web", tmp_path / "cron.d" / "db"
+    web.write_text("*/5 * * * * root /srv/web/bin/tick\n")
+    db.write_text("0 3 * * * root /usr/local/bin/backup-all\n0 4 * * * postgres /usr/local/bin/vacuum-all\n")
+    result = invoke("import", str(web), str(db))
+    assert result.exit_code == 0, result.output
+    assert stored(home) == {"cron-web-tick": 1, "cron-db-backup-all": 1, "cron-db-vacuum-all": 1}
+    assert "cron ran it as user 'postgres'" in result.output and "sudo -u postgres" in result.output
+    ws = Workspace(home)
+    try:
+        doc = ws.export("cron-db-vacuum-all")
+    finally:
+        ws.close()
+    assert doc["tasks"][0]["params"]["command"] == "/usr/local/bin/vacuum-all"
+    assert "Cron ran it as user postgres" in doc["description"]
+
+
+def test_the_user_column_option_overrides_recognition(invoke, home, tmp_path):
+    path = tmp_path / "jobs.txt"
+    path.write_text("*/5 * * * * deploy /srv/bin/tick\n")
+    result = invoke("import", "--user-column", str(path), "-o", str(tmp_path / "out.json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out.json").read_text())["tasks"][0]["params"]["command"] == "/srv/bin/tick"
+    system = tmp_path / "crontab"
+    system.write_text("17 * * * * root /opt/x.sh\n")
+    result = invoke("import", "--no-user-column", str(system), "-o", str(tmp_path / "as-is.json"))
+    assert json.loads((tmp_path / "as-is.json").read_text())["tasks"][0]["params"]["command"] == "root /opt/x.sh"
+
+
+def test_a_crontab_never_replaces_a_workflow_from_elsewhere_unless_asked(invoke, home, tmp_path):
+    """Regression: a crontab's made-up names silently became new versions of unrelated workflows."""
+    plain = tmp_path / "mine.json"
+    plain.write_text(json.dumps(make_doc([{"id": "a", "type": "noop"}], name="box-report")))
+    assert invoke("import", str(plain)).exit_code == 0
+    crontab = tmp_path / "jobs.crontab"
+    crontab.write_text("@daily /opt/backup.sh\n30 6 * * * /opt/report.sh\n")
+    refused = invoke("import", str(crontab), "--name", "box")
+    assert refused.exit_code == 1
+    out = " ".join(refused.output.split())
+    assert "workflow 'box-report' is stored already (version 1) and came from the file" in out
+    assert str(plain) in out and "--replace" in out and "nothing stored" in out
+    assert stored(home) == {"box-report": 1}  # one transaction: not even box-backup
+    as_json = invoke("import", "--json", str(crontab), "--name", "box")
+    assert as_json.exit_code == 1
+    entries = {e["name"]: e for e in json.loads(as_json.stdout)}
+    assert entries["box-backup"]["issues"] == [] and entries["box-backup"]["version"] is None
+    (issue,) = entries["box-report"]["issues"]
+    assert issue["path"] == "/name" and "--replace" in issue["hint"]
+    replaced = invoke("import", "--replace", str(crontab), "--name", "box")
+    assert replaced.exit_code == 0, replaced.output
+    assert stored(home) == {"box-report": 2, "box-backup": 1}
+    assert origins(home, "box-report") == [f"file:{plain}", f"crontab:{crontab}"]
+
+
+def test_reimporting_a_crontab_updates_its_own_workflows(invoke, home, tmp_path):
+    crontab = tmp_path / "jobs.crontab"
+    crontab.write_text("@daily /opt/backup.sh\n30 6 * * * /opt/report.sh\n")
+    assert invoke("import", str(crontab)).exit_code == 0
+    again = invoke("import", str(crontab))
+    assert again.exit_code == 0 and "unchanged, cron-jobs-backup version 1" in again.output
+    crontab.write_text("@hourly /opt/backup.sh\n")
+    edited = invoke("import", str(crontab))
+    assert edited.exit_code == 0, edited.output
+    assert stored(home) == {"cron-jobs-backup": 2, "cron-jobs-report": 1}
+    out = " ".join(edited.output.split())
+    assert f"cron-jobs-report came from {crontab} before and is not in it now" in out
+    assert "taskloom pause cron-jobs-report" in out
+    other = tmp_path / "elsewhere" / "jobs.crontab"  # the same name, another file: refused
+    other.parent.mkdir()
+    other.write_text("@daily /opt/backup.sh\n")
+    refused = invoke("import", str(other))
+    assert refused.exit_code == 1 and f"the crontab file {crontab}" in " ".join(refused.output.split())
+
+
+def test_output_to_one_json_file_writes_a_file(invoke, home, tmp_path):
+    """Regression: -o FILE.json made a folder named FILE.json for a crontab of several jobs."""
+    several = invoke("import", "--from", "crontab", str(DATA / "jobs.crontab"), "-o", str(tmp_path / "all.json"))
+    assert several.exit_code == 1
+    out = " ".join(several.output.split())
+    assert "gives 7 workflows and -o" in out and "give a folder" in out and "nothing written" in out
+    assert not (tmp_path / "all.json").exists() and stored(home) == {}
+    folder = invoke("import", str(DATA / "jobs.crontab"), "-o", str(tmp_path / "all"))
+    assert folder.exit_code == 0 and len(list((tmp_path / "all").iterdir())) == 7
+    one = tmp_path / "one.crontab"
+    one.write_text("30 6 * * * /opt/report.sh\n")
+    files = invoke("import", str(one), str(DATA / "jobs.crontab"), "-o", str(tmp_path / "both.json"))
+    assert files.exit_code == 2 and "give a folder" in files.output and not (tmp_path / "both.json").exists()
+    target = tmp_path / "report.json"
+    result = invoke("import", "--from", "crontab", str(one), "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and json.loads(target.read_text())["name"] == "cron-one-report"

@@ -10,7 +10,14 @@ What happens to a converted file:
 * when one is not (a placeholder to replace, a condition kept verbatim),
   nothing of the file is stored: its problems are printed and the exit
   status is 1. ``-o PATH`` writes the converted workflows instead of storing
-  them (valid or not), to edit and import afterwards.
+  them (valid or not), to edit and import afterwards: to ``PATH`` when it
+  names one ``.json`` file (an error when the file gives several), else
+  into the folder ``PATH``, one ``NAME.json`` per workflow;
+* a crontab's workflow names are made up by the importer, so it never
+  replaces a stored workflow of the same name that came from elsewhere (no
+  version of it came from this file) unless ``--replace`` says so; nothing
+  of the file is stored then. A workflow that came from this file before
+  and that it no longer gives is named in a note: it stays stored.
 
 Input that cannot be converted prints where and why, stores nothing, exits 1.
 """
@@ -27,14 +34,18 @@ from engine.importers import FORMAT_TITLES, Conversion, ConversionError, convert
 from engine.model import canonical_json
 from engine.validation import Issue, validate_document
 from storage.db import write_txn
+from storage.workflows import NotFound, VersionInfo, list_versions, list_workflows
 from storage.workspace import UserError, Workspace
 
 from . import views
 from .cli_common import err, out
 from .localzone import local_zone
 
-__all__ = ["import_converted", "print_report"]
+__all__ = ["import_converted", "print_report", "names_one_file"]
 
+#: the kinds of ``VersionInfo.origin`` that are not a converted format, as a message names them
+_ORIGINS = {"file": "the file", "taskloom": "the file", "upload": "the upload", "api": "the REST API",
+            "designer": "the designer", "restore": "a restored version"}
 _MARK = {"mapped": "[green]✓[/]", "flagged": "[yellow]![/]", "placeholder": "[red]✗[/]"}
 
 
@@ -65,6 +76,11 @@ def _entry(file: str, conversion: Conversion, doc: dict[str, Any], issues: list[
     }
 
 
+def names_one_file(target: str) -> bool:
+    """Whether ``-o target`` names one workflow file (``x.json``, not an existing folder) rather than a folder."""
+    return target.lower().endswith(".json") and not Path(target).is_dir()
+
+
 def _write(documents: list[dict[str, Any]], target: str, several_files: bool) -> list[str]:
     """Write each document as canonical JSON: to ``target``, or into it when it is (or must be) a folder."""
     path = Path(target)
@@ -77,11 +93,54 @@ def _write(documents: list[dict[str, Any]], target: str, several_files: bool) ->
     return [str(p) for p in paths]
 
 
+def _describe(origin: str) -> str:
+    """``file:/x.json`` -> ``the file /x.json``: where a stored version came from, for a message."""
+    if not origin:
+        return "an unknown source (stored before Taskloom recorded where versions come from)"
+    kind, _, where = origin.partition(":")
+    what = _ORIGINS.get(kind) or f"the {FORMAT_TITLES.get(kind, kind)} file"
+    return f"{what} {where}".strip()
+
+
+def _came_from(versions: list[VersionInfo], origin: str) -> bool:
+    return any(v.origin == origin for v in versions)
+
+
+def _conflicts(ws: Workspace, documents: list[dict[str, Any]], origin: str, file: str) -> dict[str, Issue]:
+    """The stored workflows of the documents' names that no version of came from ``origin``, each as an issue."""
+    found = {}
+    for doc in documents:
+        try:
+            versions = list_versions(ws.db, str(doc.get("name")))
+        except NotFound:
+            continue
+        if not _came_from(versions, origin):
+            found[str(doc.get("name"))] = Issue(
+                "/name", f"workflow {doc.get('name')!r} is stored already (version {versions[-1].version}) and came"
+                f" from {_describe(versions[-1].origin)}, not from {file}",
+                "import with --replace to store this file's workflow as its next version, or with --name PREFIX to"
+                " name this file's workflows apart")
+    return found
+
+
+def _left_behind(ws: Workspace, documents: list[dict[str, Any]], origin: str) -> list[str]:
+    """Stored workflows that came from ``origin`` before and that it no longer gives (a job removed or renamed)."""
+    names = {d.get("name") for d in documents}
+    return [w.name for w in list_workflows(ws.db) if w.name not in names and _came_from(list_versions(ws.db, w.name),
+                                                                                         origin)]
+
+
 def import_converted(
     ws: Workspace, file: str, source: str, *, message: str, as_json: bool, output: str | None,
-    name: str | None, timezone: str | None, several_files: bool,
+    name: str | None, timezone: str | None, several_files: bool, replace: bool = False,
+    user_column: bool | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Convert ``file`` from ``source`` and store (or write) it; returns (``--json`` entries, ok)."""
+    """Convert ``file`` from ``source`` and store (or write) it; returns (``--json`` entries, ok).
+
+    ``replace`` lets a crontab's workflows become new versions of stored
+    workflows of the same names that came from elsewhere; ``user_column``
+    says whether the crontab is a system one (None: recognised).
+    """
     try:
         raw = Path(file).read_bytes()
     except OSError as exc:
@@ -89,7 +148,7 @@ def import_converted(
         return [], False
     zone = timezone or local_zone()
     try:
-        conversion = convert(raw, source, filename=file, name=name, timezone=zone)
+        conversion = convert(raw, source, filename=file, name=name, timezone=zone, user_column=user_column)
     except ConversionError as exc:
         views.print_issues(err, exc.issues)
         what = FORMAT_TITLES.get(source, "a known format") if source != "auto" else "a known format"
@@ -103,6 +162,11 @@ def import_converted(
                       " otherwise[/]")
     checked = [(doc, validate_document(doc, ws.registry)) for doc in conversion.documents]
     if output:
+        if names_one_file(output) and len(conversion.documents) > 1:
+            err.print(f"[red]error:[/] {escape(file)} gives {len(conversion.documents)} workflows and -o"
+                      f" {escape(output)} names one file: give a folder (-o {escape(output[:-5] or 'out')}/) to write"
+                      " one NAME.json per workflow; nothing written")
+            return [], False
         try:
             written = _write(conversion.documents, output, several_files)
         except OSError as exc:
@@ -127,14 +191,24 @@ def import_converted(
     note = message if message or conversion.format == "taskloom" else (
         f"converted from {FORMAT_TITLES[conversion.format]}: {Path(file).name}")
     entries = []
+    origin = f"{conversion.format}:{os.path.abspath(file)}"
+    conflicts: dict[str, Issue] = {}
     try:
-        with write_txn(ws.db):
-            origin = f"{conversion.format}:{os.path.abspath(file)}"
+        with write_txn(ws.db):  # one transaction: the check holds for what is stored
+            if conversion.format == "crontab" and not replace:
+                conflicts = _conflicts(ws, conversion.documents, origin, file)
+            if conflicts:
+                raise UserError(f"{file}: {len(conflicts)} of its workflows would replace workflows stored from"
+                                " elsewhere", list(conflicts.values()))
             folder = os.path.dirname(os.path.abspath(file))
             saved = [(doc, *ws.save(doc, message=note, origin=origin, folder=folder)) for doc, _ in checked]
+            behind = _left_behind(ws, conversion.documents, origin) if conversion.format == "crontab" else []
     except UserError as exc:
         views.print_issues(err, exc.issues)
         err.print(f"[red]error:[/] {escape(str(exc))}; nothing stored")
+        if conflicts:
+            return [_entry(file, conversion, doc, [conflicts[doc["name"]]] if doc.get("name") in conflicts else [])
+                    for doc, _ in checked], False
         return [], False
     for doc, info, created in saved:
         entries.append(_entry(file, conversion, doc, [], version=info.version, created=created))
@@ -142,5 +216,9 @@ def import_converted(
             verb = "imported" if created else "unchanged,"
             source = "" if conversion.format == "taskloom" else f", from {FORMAT_TITLES[conversion.format]}"
             out.print(f"{verb} [bold]{escape(info.workflow)}[/] version {info.version}  ({escape(file)}{source})")
+    for gone in behind if not as_json else []:
+        out.print(f"  [yellow]![/] {escape(gone)} came from {escape(file)} before and is not in it now (a job removed"
+                  f" or renamed); it stays stored and scheduled: 'taskloom pause {escape(gone)}', or delete it on the"
+                  " Workflows page")
     return entries, True
 
