@@ -3,6 +3,9 @@
 # Python (>= 3.11) and make.
 
 PYTHON ?= python3
+# Ports of `make run`: make run UI_PORT=8601 API_PORT=8766
+UI_PORT  ?= 8501
+API_PORT ?= 8765
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -17,10 +20,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Import the examples, then serve everything on loopback: the web app on
-# http://127.0.0.1:8501, the scheduler, and the REST API on 127.0.0.1:8765.
+# http://127.0.0.1:8501 (UI_PORT), the scheduler, and the REST API on
+# 127.0.0.1:8765 (API_PORT).
 run: install
 	$(BIN)/taskloom import assets/examples/*.json
-	$(BIN)/taskloom serve
+	$(BIN)/taskloom serve --ui-port $(UI_PORT) --port $(API_PORT)
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: install

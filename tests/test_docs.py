@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,23 @@ def test_every_cli_command_is_in_the_readme():
 def test_format_reference_examples_validate():
     for doc in json_blocks((DOCS / "format.md").read_text()):
         assert validate_document(doc) == []
+
+
+def test_the_quick_start_is_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start\n\n```sh\n(.*?)```", readme, re.DOTALL).group(1)
+    assert [line.split("#")[0].strip() for line in block.splitlines()] == ["make run", "make test"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(("args", "ui_port", "api_port"), [((), "8501", "8765"),
+                                                        (("UI_PORT=8601", "API_PORT=8766"), "8601", "8766")])
+def test_make_run_serves_on_the_ports_it_is_given(args, ui_port, api_port):
+    """``make run UI_PORT=8601 API_PORT=8766``, as the README says; -n prints the commands without running them."""
+    printed = subprocess.run(["make", "-n", "-C", str(ROOT), "run", *args], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    serve = [line for line in printed.splitlines() if "taskloom serve" in line]
+    assert serve and serve[-1].endswith(f"taskloom serve --ui-port {ui_port} --port {api_port}"), printed
+    options = {opt for param in cli.commands["serve"].params for opt in param.opts}
+    assert {"--ui-port", "--port"} <= options
+    assert "make run UI_PORT=8601 API_PORT=8766" in (ROOT / "README.md").read_text()
