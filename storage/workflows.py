@@ -81,10 +81,12 @@ def save_version(
 ) -> VersionInfo:
     """Store ``doc`` (already validated) as the next version of the workflow it names.
 
-    Saving a document identical to the current version creates no new version
-    (unless it comes from another folder: then the paths it names mean other
-    files). ``folder`` None keeps the previous version's folder, so a version
-    saved in the designer resolves paths where the imported one did.
+    Saving a document identical to the current version creates no new version;
+    when it comes from another folder, the current version's folder moves
+    there (the folder is where the file lives, not part of the document; runs
+    keep the folder they ran in). ``folder`` None keeps the previous version's
+    folder, so a version saved in the designer resolves paths where the
+    imported one did.
     """
     name = doc["name"]
     with write_txn(db):
@@ -95,8 +97,11 @@ def save_version(
         if row is not None:
             current = _version(db, name, row[0])
             folder = current.folder if folder is None else folder
-            if current.document == digest and current.folder == folder:
-                return current
+            if current.document == digest:
+                if current.folder != folder:
+                    db.execute("UPDATE workflow_versions SET folder = ? WHERE workflow = ? AND version = ?",
+                               [folder, name, current.version])
+                return _version(db, name, current.version)
             version = row[0] + 1
             db.execute(
                 "UPDATE workflows SET current_version = ?, title = ?, updated = ? WHERE name = ?",
