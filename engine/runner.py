@@ -182,10 +182,14 @@ class Runner:
     ) -> RunState:
         """Execute run ``run_id`` (already created) to its end, resuming from ``snapshot`` if given."""
         self._run_id = run_id
+        run_info = {"id": run_id, "logical_time": datetime.fromtimestamp(logical_time, tz=timezone.utc).isoformat()}
+        home = self.services.home()
+        if home is not None:  # without a store there is no home: {{ run.home }} fails the task, never renders ""
+            run_info["home"] = home
         self._context = {
             "params": dict(params),
             "tasks": {},
-            "run": {"id": run_id, "logical_time": datetime.fromtimestamp(logical_time, tz=timezone.utc).isoformat()},
+            "run": run_info,
             "trigger": {"payload": trigger_payload},
             "secrets": SecretsNamespace(self.secrets),
         }

@@ -2,7 +2,8 @@
 
 Parameters may hold ``{{ ... }}`` templates that see ``params``, ``tasks``
 (each upstream task's ``output`` and ``status``), ``run`` (``id``,
-``logical_time``) and ``trigger`` (``payload``). A string that is exactly one
+``logical_time`` and, for a runner backed by a store, ``home``: the Taskloom
+home folder) and ``trigger`` (``payload``). A string that is exactly one
 ``{{ expression }}`` keeps the expression's JSON type, so a list stays a list;
 any other string renders to text, with lists and objects written as JSON.
 

@@ -44,6 +44,9 @@ class StoreServices:
         roots = [self.cwd, *Config(self.ws.db).get("file_roots")]
         return [os.path.realpath(os.path.expanduser(r)) for r in roots]
 
+    def home(self) -> str | None:
+        return os.path.abspath(self.ws.home)
+
     def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
         row = self.ws.db.execute(
             "SELECT value FROM task_memory WHERE workflow = ? AND task_id = ? AND key = ?",

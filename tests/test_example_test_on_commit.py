@@ -44,7 +44,7 @@ def test_first_run_clones_and_tests_then_only_new_commits_are_tested(run_doc, ws
     assert second.status == "succeeded"
     assert second.tasks["git"].output["updated"] is False
     assert statuses(second) == {
-        "demo_repo": "succeeded", "git": "succeeded", "new_commit": "succeeded", "test": "skipped", "notify": "skipped",
+        "paths": "succeeded", "demo_repo": "succeeded", "git": "succeeded", "new_commit": "succeeded", "test": "skipped", "notify": "skipped",
     }
 
     repo = tmp_path / "repos" / "demo"
@@ -65,3 +65,13 @@ def test_the_checkout_parameter_is_checked_against_the_allowed_roots(run_doc, tm
     assert run.tasks["git"].status == "failed"
     assert "path " in run.tasks["git"].error and "file_roots" in run.tasks["git"].error
     assert run.tasks["test"].status == "skipped"
+
+
+def test_without_a_repo_the_demo_repository_is_made_in_the_taskloom_home(run_doc, ws, tmp_path):
+    """Not in a /tmp path shared by every user and every home of the machine."""
+    run = run_doc(json.loads(EXAMPLE.read_text()))
+    assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}
+    repo = Path(os.path.abspath(ws.home)) / "example-repo"
+    assert run.tasks["paths"].output == {"repo": str(repo)}
+    assert (repo / ".git").is_dir() and run.tasks["git"].attempt_list[-1].params["repo"] == str(repo)
+    assert (tmp_path / "checkouts" / "example" / "calc.py").exists()

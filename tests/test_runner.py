@@ -54,6 +54,20 @@ def test_mixed_text_template_renders_json_for_containers(run_doc):
     assert run.tasks["b"].output == 'got {"x": [1, "y"]}'
 
 
+def test_run_home_is_the_taskloom_home_and_without_a_store_fails_the_task(run_doc, ws, tmp_path):
+    doc = make_doc([{"id": "a", "type": "transform", "params": {"value": "{{ run.home }}/data.db"}}])
+    assert run_doc(doc).tasks["a"].output == f"{Path(os.path.abspath(ws.home))}/data.db"
+
+    from engine.runner import Runner
+    from engine.model import Workflow
+    from storage.journal import SqliteJournal
+
+    run_id, _ = ws.start_run(ws.target(str(tmp_path / "test-flow.json")), {})
+    outcome = Runner(Workflow.from_document(doc), SqliteJournal(ws.db)).run(run_id, params={}, logical_time=0)
+    assert outcome is RunState.FAILED  # a runner without a store has no home: never a path from the root
+    assert "home" in ws.run(run_id).tasks["a"].error
+
+
 def test_unhandled_failure_fails_the_run_and_skips_downstream(run_doc):
     doc = make_doc(
         [

@@ -31,6 +31,12 @@ class TaskServices(Protocol):
     def file_roots(self) -> list[str]:
         """Folders file tasks may touch: the working directory plus configured roots (real paths)."""
 
+    def home(self) -> str | None:
+        """The Taskloom home folder of the store behind this runner (absolute), or None without one.
+
+        Templates see it as ``{{ run.home }}``: a per-user place for a workflow's own files.
+        """
+
     def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
         """A value task ``task_id`` of this workflow kept between runs (a watermark)."""
 
@@ -59,6 +65,9 @@ class NoServices:
         import os
 
         return [os.path.realpath(self.cwd)]
+
+    def home(self) -> str | None:
+        return None
 
     def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
         return default
