@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.schema import TRIGGER_TYPES
 from engine.specs import BUILTIN_TYPES
 from engine.validation import validate_document
+from storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, PREVIEW_CHARS, SPILL_KEY, OutputCodec
 from ui.cli import cli
 
 from conftest import ROOT
@@ -82,3 +84,41 @@ def test_make_run_serves_on_the_ports_it_is_given(args, ui_port, api_port):
     options = {opt for param in cli.commands["serve"].params for opt in param.opts}
     assert {"--ui-port", "--port"} <= options
     assert "make run UI_PORT=8601 API_PORT=8766" in (ROOT / "README.md").read_text()
+
+
+def _format_section(title: str) -> str:
+    text = (DOCS / "format.md").read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("task_type", BUILTIN_TYPES, ids=lambda t: t.name)
+def test_the_format_reference_lists_and_links_every_task_type(task_type):
+    page = f"tasks/{PAGE_OF.get(task_type.name, task_type.name)}.md"
+    rows = [line for line in _format_section("Tasks").splitlines() if f"`{task_type.name}`" in line and page in line]
+    assert rows, f"docs/format.md's task types table has no row for {task_type.name} linking {page}"
+
+
+@pytest.mark.parametrize("trigger_type", TRIGGER_TYPES)
+def test_the_format_reference_lists_every_trigger_type(trigger_type):
+    rows = [line for line in _format_section("Triggers").splitlines() if line.startswith(f"| `{trigger_type}` |")]
+    assert len(rows) == 1, f"docs/format.md's triggers table needs one row for {trigger_type}"
+    assert "(scheduling.md#" in rows[0] or trigger_type == "manual"
+
+
+def test_the_spilled_output_shape_is_documented_as_it_is_stored(tmp_path):
+    codec = OutputCodec(tmp_path, max_bytes=10)
+    stored = json.loads(codec.encode(["x" * 100], run_id=12, task_id="extract", attempt=1))
+    documented = (DOCS / "format.md").read_text().split("### Large outputs: `$taskloom_spilled`", 1)[1]
+    example = json.loads(re.search(r"```json\n(.*?)```", documented, re.DOTALL).group(1))
+    assert list(example) == list(stored) == [SPILL_KEY]
+    assert set(example[SPILL_KEY]) == set(stored[SPILL_KEY])
+    for key in stored[SPILL_KEY]:
+        assert f"| `{key}` |" in documented, f"docs/format.md does not explain {key}"
+    assert f"{DEFAULT_MAX_OUTPUT_BYTES:,} bytes" in documented and f"{PREVIEW_CHARS:,} characters" in documented
+    assert "docs/format.md#large-outputs-taskloom_spilled" in (ROOT / "README.md").read_text()
+
+
+def test_links_between_the_docs_lead_to_files_that_exist():
+    for page in [ROOT / "README.md", *DOCS.glob("*.md"), *DOCS.glob("tasks/*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to {target}, which is missing"

@@ -10,9 +10,11 @@ that dies under a task (an out-of-memory kill) makes that attempt
 ``crashed``, with the signal recorded.
 
 Per job the worker swaps in the attempt's environment and working
-directory and restores its own afterwards, ends the processes the task left
-behind, and forgets the modules of the task's folder so that edited code is
-picked up by the next run. A worker retires after ``max_jobs`` jobs.
+directory and restores its own afterwards, and ends the processes the task
+left behind. Imported modules stay warm between jobs, the task's own ones
+included; those of the task's folder are forgotten when a job runs in
+another folder or one of their files changed, so edited code is picked up
+by the next run. A worker retires after ``max_jobs`` jobs.
 
 Lines the task prints are read while it runs and delivered like a one-shot
 child's (same line splitting, the per-line cap of the attempt's log); an end marker written by the worker
