@@ -238,6 +238,7 @@ def test_user_text_in_brackets_is_printed_not_taken_as_markup(invoke, flow_file,
     assert f"({path})" in imported.output
     assert "scores [bold]draft[/bold] [cut 3 bytes]" in invoke("list").output
     assert f"{path}: valid" in invoke("validate", str(path)).output
+    assert f"{path} has no webhook trigger" in invoke("webhooks", str(path)).output
     missing = invoke("validate", str(tmp_path / "no[x]such.json"))
     assert missing.exit_code == 1 and "no[x]such.json" in missing.stderr
 

@@ -217,7 +217,7 @@ def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
         except NotFound as exc:
             raise _Fail(str(exc)) from None
         wake_scheduler(ws.db)
-    out.print(f"{name} {'paused' if paused else 'resumed'}")
+    out.print(escape(f"{name} {'paused' if paused else 'resumed'}"))
 
 
 @click.command()
@@ -269,7 +269,7 @@ def webhooks(ctx: click.Context, name: str, base_url: str | None, as_json: bool)
         _print_json(rows)
         return
     if not rows:
-        out.print(f"{name} has no webhook trigger")
+        out.print(escape(f"{name} has no webhook trigger"))
     for row in rows:
         out.print(f"[bold]{escape(row['trigger'])}[/]: POST {escape(row['url'])}")
         out.print(escape(f"    {row['auth']}" + (f": Authorization: Bearer {row['token']}" if row["token"] else "")))
