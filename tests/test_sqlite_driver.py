@@ -3,6 +3,7 @@ and through the same driver as sqlite-utils; elsewhere the scheduler says plainl
 
 from __future__ import annotations
 
+import ast
 import platform
 import signal
 import subprocess
@@ -19,6 +20,33 @@ from clitools import TASKLOOM, env_for, wait_for
 
 #: Where pyproject.toml's marker installs pysqlite3 (its wheels bundle a fixed SQLite).
 WHEEL_HERE = platform.machine() in ("x86_64", "AMD64") or sys.platform == "darwin"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports_stdlib_sqlite3(path: Path) -> list[int]:
+    """The lines where ``path`` imports the standard library's sqlite3."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        if any(m == "sqlite3" or m.startswith("sqlite3.") for m in modules):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_what_opens_the_taskloom_database_imports_no_other_sqlite3() -> None:
+    """Storage, the scheduler, the UI, the benchmarks and any test that names taskloom.db take the driver from
+    storage.sqlite (the engine's sql task and tests of it on the user's own files keep the standard library's)."""
+    offenders = []
+    for folder in ("storage", "scheduler", "ui", "bench", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name == "storage/sqlite.py" or (folder == "tests" and name != "tests/clitools.py"
+                                               and "taskloom.db" not in path.read_text(encoding="utf-8")):
+                continue
+            offenders += [f"{name}:{line}" for line in _imports_stdlib_sqlite3(path)]
+    assert not offenders, f"open the Taskloom database with storage.sqlite's driver instead: {offenders}"
 
 
 @pytest.mark.skipif(not WHEEL_HERE, reason="no pysqlite3 wheel for this machine: the linked SQLite is used")
