@@ -18,3 +18,14 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
 
 def database_path(home: Path) -> Path:
     return home / "taskloom.db"
+
+
+def files_folder(home: Path) -> Path:
+    """``HOME/files``: a folder every workflow may use for its own files (``{{ run.home }}/files``).
+
+    File tasks may always touch it, unlike the home itself, which holds the
+    database and the secret key. Created on first use.
+    """
+    folder = Path(home) / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

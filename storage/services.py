@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import Config
 from .db import write_txn
+from .home import files_folder
 from .secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
@@ -41,10 +42,13 @@ class StoreServices:
         return default if value is None else value
 
     def file_roots(self) -> list[str]:
-        roots = [self.cwd, *Config(self.ws.db).get("file_roots")]
+        # the home's files folder is every workflow's own place (never the home itself: it holds the
+        # database and the secret key)
+        roots = [self.cwd, str(files_folder(self.ws.home)), *Config(self.ws.db).get("file_roots")]
         return [os.path.realpath(os.path.expanduser(r)) for r in roots]
 
     def home(self) -> str | None:
+        files_folder(self.ws.home)  # {{ run.home }}/files is there to write into
         return os.path.abspath(self.ws.home)
 
     def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:

@@ -27,14 +27,14 @@ def statuses(run) -> dict[str, str]:
 
 def test_first_run_clones_and_tests_then_only_new_commits_are_tested(run_doc, ws, tmp_path):
     doc = json.loads(EXAMPLE.read_text())
-    params = {"repo": str(tmp_path / "repos" / "demo")}  # the checkout keeps its default, below tmp_path
+    params = {"repo": str(tmp_path / "repos" / "demo")}  # the checkout keeps its default, in the home's files
 
     first = run_doc(doc, params)
     assert first.status == "succeeded", {k: (v.status, v.error) for k, v in first.tasks.items()}
     assert set(statuses(first).values()) == {"succeeded"}
     commit = first.tasks["git"].output["commit"]
     assert first.tasks["git"].output["updated"] is True
-    assert (tmp_path / "checkouts" / "example" / "test_calc.py").exists()
+    assert (Path(ws.home) / "files" / "checkouts" / "example" / "test_calc.py").exists()
     logs = [line["line"] for line in iter_logs(ws.db, first.id)]
     assert any(line.startswith("Ran 1 test") for line in logs) and "OK" in logs
     author = "Taskloom Example <example@taskloom.invalid>"
@@ -71,7 +71,9 @@ def test_without_a_repo_the_demo_repository_is_made_in_the_taskloom_home(run_doc
     """Not in a /tmp path shared by every user and every home of the machine."""
     run = run_doc(json.loads(EXAMPLE.read_text()))
     assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}
-    repo = Path(os.path.abspath(ws.home)) / "example-repo"
-    assert run.tasks["paths"].output == {"repo": str(repo)}
+    files = Path(os.path.abspath(ws.home)) / "files"
+    repo, checkout = files / "example-repo", files / "checkouts" / "example"
+    assert run.tasks["paths"].output == {"repo": str(repo), "checkout": str(checkout)}
     assert (repo / ".git").is_dir() and run.tasks["git"].attempt_list[-1].params["repo"] == str(repo)
-    assert (tmp_path / "checkouts" / "example" / "calc.py").exists()
+    assert (checkout / "calc.py").exists()
+    assert not (tmp_path / "checkouts").exists()  # nothing beside the workflow file, in the source tree

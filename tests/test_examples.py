@@ -67,7 +67,7 @@ def test_daily_copy_keeps_its_databases_in_the_taskloom_home(ws, tmp_path):
         ws.execute(run_id, cwd=str(tmp_path))
         run = ws.run(run_id)
         assert run.status == "succeeded" and run.tasks["copy"].output["rows_copied"] == expected
-    home = Path(os.path.abspath(ws.home))
+    home = Path(os.path.abspath(ws.home)) / "files"
     assert run.tasks["paths"].output == {"source": str(home / "example-source.db"),
                                          "target": str(home / "example-target.db")}
     assert (home / "example-source.db").is_file() and (home / "example-target.db").is_file()
