@@ -25,7 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from storage.sqlite import sqlite3  # noqa: E402  # the SQLite Taskloom's own connections use
+from taskloom.storage.sqlite import sqlite3  # noqa: E402  # the SQLite Taskloom's own connections use
 
 __all__ = ["DEFAULT", "main"]
 

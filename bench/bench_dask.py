@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
-    from engine.executors.on_dask import DaskExecutor
+    from taskloom.runtime.executors.on_dask import DaskExecutor
 
     shapes = [("fan", ms, args.width) for ms in (0.0, 20.0)] + [("chain", ms, args.chain) for ms in (0.0, 20.0)]
     with tempfile.TemporaryDirectory(prefix="taskloom-bench-dask-") as tmp:

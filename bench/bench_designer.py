@@ -94,15 +94,15 @@ def main(argv: list[str] | None = None) -> None:
 
         from streamlit.testing.v1 import AppTest
 
-        from storage.workspace import Workspace
-        from ui.designer.session import FLOW_KEY
+        from taskloom.storage.store import Workspace
+        from taskloom.ui.web.designer.session import FLOW_KEY
 
         doc = build_document(args.tasks, positions=not args.no_positions)
         ws = Workspace(home)
         ws.save(doc)
         ws.close()
 
-        app = str(ROOT / "ui" / "app.py")
+        app = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
         start = time.perf_counter()
         AppTest.from_file(app, default_timeout=120).run()  # imports Streamlit's and the app's modules
         cold = time.perf_counter() - start

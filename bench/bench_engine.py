@@ -13,7 +13,7 @@ Run:  .venv/bin/python bench/bench_engine.py [--tasks 1000] [--edges 2000] [--fa
 2. From process start to exit: ``taskloom run FILE`` of the chain in a real
    subprocess, from spawn to exit, in a temporary ``TASKLOOM_HOME``; beside it
    the interpreter's own start-up (``python -c pass``), the import of the
-   command line (``python -c "import ui.cli"``, also with the garbage
+   command line (``python -c "import taskloom.ui.cli.main"``, also with the garbage
    collector off) and an import-time breakdown by package, so the table
    shows where the time goes. Goal: under 1 s.
 
@@ -41,13 +41,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.model import Workflow  # noqa: E402
-from engine.runner import Runner  # noqa: E402
-from engine.states import RunState, TaskState  # noqa: E402
-from engine.tasks.base import AttemptContext, AttemptResult  # noqa: E402
-from engine.tasks.inline import noop  # noqa: E402
-from storage import SqliteJournal, connect, create_run  # noqa: E402
-from storage.sqlite import sqlite3  # noqa: E402
+from taskloom.core.model import Workflow  # noqa: E402
+from taskloom.runtime.execution import standalone_runner  # noqa: E402
+from taskloom.core.states import RunState, TaskState  # noqa: E402
+from taskloom.runtime.tasks.base import AttemptContext, AttemptResult  # noqa: E402
+from taskloom.runtime.tasks.inline import noop  # noqa: E402
+from taskloom.storage import SqliteJournal, connect, create_run  # noqa: E402
+from taskloom.storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["random_dag", "fan", "chain", "main"]
 
@@ -98,7 +98,7 @@ def engine_seconds(doc: dict[str, Any], folder: Path) -> float:
     started = time.perf_counter()
     workflow = Workflow.from_document(doc)
     run_id = create_run(db, doc, at=time.time(), params={})
-    outcome = Runner(workflow, SqliteJournal(db)).run(run_id, params={}, logical_time=time.time())
+    outcome = standalone_runner(workflow, SqliteJournal(db), cwd=str(folder)).run(run_id, params={}, logical_time=time.time())
     elapsed = time.perf_counter() - started
     assert outcome is RunState.SUCCEEDED, outcome
     done = db.execute("SELECT count(*) FROM task_states WHERE run_id = ? AND status = 'succeeded'", [run_id]).fetchone()[0]
@@ -131,9 +131,9 @@ def process_seconds(argv: list[str], env: dict[str, str] | None = None) -> float
 
 
 def taskloom_argv() -> list[str]:
-    """The installed ``taskloom`` script beside this interpreter, else ``python -m ui.cli``."""
+    """The installed ``taskloom`` script beside this interpreter, else ``python -m taskloom.ui.cli.main``."""
     script = Path(sys.executable).parent / "taskloom"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ui.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "taskloom.ui.cli.main"]
 
 
 def cli_rows(length: int, repeat: int, folder: Path) -> list[tuple[str, list[float]]]:
@@ -150,22 +150,22 @@ def cli_rows(length: int, repeat: int, folder: Path) -> list[tuple[str, list[flo
         fresh.append(process_seconds(run_argv, {**base_env, "TASKLOOM_HOME": str(folder / f"home-{k}")}))
     return [
         ("python -c pass (interpreter start-up)", [process_seconds([sys.executable, "-c", "pass"]) for _ in range(repeat)]),
-        ('python -c "import ui.cli" (+ imports)', [process_seconds([sys.executable, "-c", "import ui.cli"]) for _ in range(repeat)]),
+        ('python -c "import taskloom.ui.cli.main" (+ imports)', [process_seconds([sys.executable, "-c", "import taskloom.ui.cli.main"]) for _ in range(repeat)]),
         ("the same import with the garbage collector off", [process_seconds(
-            [sys.executable, "-c", "import gc; gc.disable(); import ui.cli"]) for _ in range(repeat)]),
+            [sys.executable, "-c", "import gc; gc.disable(); import taskloom.ui.cli.main"]) for _ in range(repeat)]),
         (f"taskloom run chain.json ({length} tasks)", [process_seconds(run_argv, warm_env) for _ in range(repeat)]),
         ("the same in a fresh home (creates the db)", fresh),
     ]
 
 
 def import_breakdown(top: int = 8) -> tuple[float, list[tuple[str, float, str]]]:
-    """``python -X importtime -c "import ui.cli"``: total ms, and the top packages by self time.
+    """``python -X importtime -c "import taskloom.ui.cli.main"``: total ms, and the top packages by self time.
 
     Each package comes with the chain of imports that first loaded it
     (``pandas <- sqlite_utils.db <- ... <- storage``), up to the first
     Taskloom module.
     """
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ui.cli"],
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import taskloom.ui.cli.main"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
     entries: list[tuple[int, str, float]] = []  # depth, module, self ms; children come before their parent
     for line in proc.stderr.splitlines():
@@ -183,7 +183,7 @@ def import_breakdown(top: int = 8) -> tuple[float, list[tuple[str, float, str]]]
 
 def _loaded_by(entries: list[tuple[int, str, float]], package: str) -> str:
     """The import chain that first loaded ``package``, up to a Taskloom module (or the top)."""
-    ours = ("ui", "engine", "storage", "scheduler")
+    ours = ("taskloom",)
     if package in ours:
         return ""
     index = next(i for i, (_, module, _) in enumerate(entries) if module.split(".")[0] == package)

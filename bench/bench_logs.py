@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage.sqlite import sqlite3  # noqa: E402
+from taskloom.storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["FLAT", "PACED", "main"]
 
@@ -74,10 +74,10 @@ def peak_rss_mb() -> float:
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one case in this (child) process; return its figures."""
-    from engine.model import Workflow
-    from engine.runner import Runner
-    from engine.states import RunState
-    from storage import SqliteJournal, connect, create_run
+    from taskloom.core.model import Workflow
+    from taskloom.runtime.execution import standalone_runner
+    from taskloom.core.states import RunState
+    from taskloom.storage import SqliteJournal, connect, create_run
 
     db = connect(Path(spec["folder"]) / f"{spec['case']}-{time.monotonic_ns()}.db")
     if spec["case"] == "idle":
@@ -88,7 +88,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
            "tasks": [{"id": "chatty", "type": "shell", "params": {"command": command(code)}, "timeout": 3600}]}
     run_id = create_run(db, doc, at=time.time(), params={})
     started = time.perf_counter()
-    outcome = Runner(Workflow.from_document(doc), SqliteJournal(db)).run(run_id, params={}, logical_time=time.time())
+    outcome = standalone_runner(Workflow.from_document(doc), SqliteJournal(db), cwd=os.getcwd()).run(
+        run_id, params={}, logical_time=time.time())
     elapsed = time.perf_counter() - started
     rss = peak_rss_mb()  # before the check below reads the rows back
     assert outcome is RunState.SUCCEEDED, outcome

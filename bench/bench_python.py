@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import engine_seconds  # noqa: E402  (bench/common.py)
-from engine.executors.local import LocalExecutor  # noqa: E402
+from taskloom.runtime.executors.local import LocalExecutor  # noqa: E402
 
 GOAL_RATIO = 2.0
 WIDTH = 2

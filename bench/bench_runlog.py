@@ -36,7 +36,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from storage.sqlite import sqlite3  # noqa: E402
+from taskloom.storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["generate", "main"]
 
@@ -59,7 +59,7 @@ def _weighted(rng: random.Random, pairs: list[tuple[str, int]], k: int) -> list[
 
 def generate(home: Path, seed: int = 11) -> dict[str, Any]:
     """Fill ``home`` (created fresh); return what the benchmark needs to know (the big run's id...)."""
-    from storage.workspace import Workspace
+    from taskloom.storage.store import Workspace
 
     home.mkdir(parents=True, exist_ok=True)
     for name in ("taskloom.db", "taskloom.db-wal", "taskloom.db-shm", MARKER):
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     _quiet_streamlit()
     from streamlit.testing.v1 import AppTest
 
-    from storage import connect
-    from storage.runs import log_page, search_runs
+    from taskloom.storage import connect
+    from taskloom.storage.runs import log_page, search_runs
 
     results: list[tuple[str, list[float]]] = []
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append((label, [_timed(fn)[0] for _ in range(args.repeat)]))
     db.conn.close()
 
-    app = str(ROOT / "ui" / "app.py")
+    app = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 
     def fresh() -> Any:
         return AppTest.from_file(app, default_timeout=120)

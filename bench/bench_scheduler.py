@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import schedule  # noqa: E402
 
-from scheduler.service import Scheduler  # noqa: E402
-from storage.workspace import Workspace  # noqa: E402
+from taskloom.runtime.scheduler import Scheduler  # noqa: E402
+from taskloom.storage.store import Workspace  # noqa: E402
 
 
 def taskloom_lateness(home: Path, seconds: float) -> list[float]:

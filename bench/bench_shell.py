@@ -18,7 +18,7 @@ Where the time goes: the engine again with SQLite's ``synchronous = NORMAL``
 instead of the product's ``FULL`` (no fsync per commit: a diagnostic, not a
 setting Taskloom uses); the same shapes with a task type that ends at once
 on a thread of its own (the runner, its threads and the journal without any
-process); and :func:`engine.process.run_process` alone (the process
+process); and :func:`taskloom.runtime.process.run_process` alone (the process
 launcher without the runner) against ``subprocess.run`` with the output
 captured. Best of ``--repeat`` runs everywhere.
 """
@@ -41,13 +41,14 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.model import Workflow  # noqa: E402
-from engine.process import run_process  # noqa: E402
-from engine.registry import Registry, default_registry  # noqa: E402
-from engine.runner import Runner, minimal_env  # noqa: E402
-from engine.states import RunState  # noqa: E402
-from storage import SqliteJournal, connect, create_run  # noqa: E402
-from storage.sqlite import sqlite3  # noqa: E402
+from taskloom.core.model import Workflow  # noqa: E402
+from taskloom.runtime.process import run_process  # noqa: E402
+from taskloom.core.registry import Registry, default_registry  # noqa: E402
+from taskloom.runtime.execution import standalone_runner  # noqa: E402
+from taskloom.runtime.runner import minimal_env  # noqa: E402
+from taskloom.core.states import RunState  # noqa: E402
+from taskloom.storage import SqliteJournal, connect, create_run  # noqa: E402
+from taskloom.storage.sqlite import sqlite3  # noqa: E402
 
 __all__ = ["parallel_doc", "chain_doc", "main"]
 
@@ -95,7 +96,8 @@ def engine_seconds(doc: dict[str, Any], folder: Path, registry: Registry, synchr
     started = time.perf_counter()
     workflow = Workflow.from_document(doc)
     run_id = create_run(db, doc, at=time.time(), params={})
-    outcome = Runner(workflow, SqliteJournal(db), registry=registry).run(run_id, params={}, logical_time=time.time())
+    outcome = standalone_runner(workflow, SqliteJournal(db), cwd=str(folder), registry=registry).run(
+        run_id, params={}, logical_time=time.time())
     elapsed = time.perf_counter() - started
     assert outcome is RunState.SUCCEEDED, outcome
     done = db.execute("SELECT count(*) FROM task_states WHERE run_id = ? AND status = 'succeeded'", [run_id]).fetchone()[0]

@@ -3,7 +3,7 @@
 Builds a random DAG with a fixed seed (edges only go from a lower to a higher
 task index, so it is acyclic), with ``noop`` and ``shell`` tasks of which
 some read upstream outputs through templates, then times
-:func:`engine.validation.validate_document` and prints a small table.
+:func:`taskloom.core.validation.validate_document` and prints a small table.
 
 Run from the project root::
 
@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.registry import default_registry  # noqa: E402
-from engine.validation import validate_document  # noqa: E402
+from taskloom.core.registry import default_registry  # noqa: E402
+from taskloom.core.validation import validate_document  # noqa: E402
 
 __all__ = ["build_document", "main"]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.model import Workflow  # noqa: E402
-from engine.runner import Runner  # noqa: E402
-from engine.states import RunState  # noqa: E402
-from storage import SqliteJournal, connect, create_run  # noqa: E402
+from taskloom.core.model import Workflow  # noqa: E402
+from taskloom.runtime.execution import standalone_runner  # noqa: E402
+from taskloom.core.states import RunState  # noqa: E402
+from taskloom.storage import SqliteJournal, connect, create_run  # noqa: E402
 
 __all__ = ["engine_seconds"]
 
@@ -24,7 +24,7 @@ def engine_seconds(doc: dict[str, Any], folder: Path, executor: Any = None) -> f
     """
     db = connect(folder / f"{time.monotonic_ns()}.db")
     run_id = create_run(db, doc, at=time.time(), params={})
-    runner = Runner(Workflow.from_document(doc), SqliteJournal(db), cwd=str(folder), executor=executor)
+    runner = standalone_runner(Workflow.from_document(doc), SqliteJournal(db), cwd=str(folder), executor=executor)
     started = time.perf_counter()
     outcome = runner.run(run_id, params={}, logical_time=time.time())
     elapsed = time.perf_counter() - started

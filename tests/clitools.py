@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from storage.sqlite import sqlite3  # the driver Taskloom's own connections use
+from taskloom.storage.sqlite import sqlite3  # the driver Taskloom's own connections use
 
 TASKLOOM = str(Path(sys.executable).with_name("taskloom"))
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from storage.workspace import Workspace
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute as execute_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def run_doc(ws: Workspace, tmp_path: Path):
         path.write_text(json.dumps(doc))
         target = ws.target(str(path))
         run_id, _ = ws.start_run(target, params or {})
-        ws.execute(run_id, cwd=str(tmp_path), **execute)
+        execute_run(ws, run_id, cwd=str(tmp_path), **execute)
         return ws.run(run_id, attempts=True)
 
     return run

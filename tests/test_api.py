@@ -16,8 +16,9 @@ import httpx
 import pytest
 import uvicorn
 
-from scheduler.api import create_app
-from storage.workspace import Workspace
+from taskloom.api.app import create_app
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute as execute_run
 
 from clitools import query
 from conftest import make_doc
@@ -93,7 +94,7 @@ def queue_run(api: Api, **body: Any) -> int:
 def execute(home: Path, run_id: int, cwd: Path) -> None:
     ws = Workspace(home)
     try:
-        ws.execute(run_id, cwd=str(cwd))
+        execute_run(ws, run_id, cwd=str(cwd))
     finally:
         ws.close()
 

@@ -1,7 +1,7 @@
 """Fuzzing the REST API from its own OpenAPI document (schemathesis) over real HTTP on 127.0.0.1.
 
-The app is the one ``taskloom scheduler`` serves: :func:`scheduler.api.create_app`
-with a bearer token plus the webhooks of :func:`scheduler.hooks.add_hooks`,
+The app is the one ``taskloom scheduler`` serves: :func:`taskloom.api.app.create_app`
+with a bearer token plus the webhooks of :func:`taskloom.api.hooks.add_hooks`,
 run by uvicorn on a free loopback port. The home holds a workflow with params
 and a webhook trigger, a finished run and a queued one, so requests aimed at
 existing resources reach the deep code paths, not only the 404s.
@@ -46,12 +46,13 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from engine.validation import validate_document
-from scheduler.api import create_app
-from scheduler.hooks import add_hooks
-from storage.scheduling import webhook_token
-from storage.sqlite import sqlite3
-from storage.workspace import Workspace
+from taskloom.core.validation import validate_document
+from taskloom.api.app import create_app
+from taskloom.api.hooks import add_hooks
+from taskloom.storage.scheduling import webhook_token
+from taskloom.storage.sqlite import sqlite3
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute
 
 from conftest import make_doc
 from test_property_validation import budget, edit, json_values, valid_documents
@@ -102,7 +103,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ws.save(FLOW)
         target = ws.target("greeter")
         done, _ = ws.start_run(target, {})
-        ws.execute(done, cwd=str(home))
+        execute(ws, done, cwd=str(home))
         ws.start_run(target, {"who": "queued"})
         hook_token = webhook_token(ws.db, "greeter", "push")
     finally:

@@ -38,14 +38,14 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from engine.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
-from scheduler.api import create_app
-from scheduler.hooks import REFUSED, add_hooks
-from storage.scheduling import webhook_token
-from storage.secrets import SecretStore
-from storage.sqlite import sqlite3
-from storage.workspace import Workspace
-from ui.cli import cli
+from taskloom.core.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from taskloom.api.app import create_app
+from taskloom.api.hooks import REFUSED, add_hooks
+from taskloom.storage.scheduling import webhook_token
+from taskloom.storage.secrets import SecretStore
+from taskloom.storage.sqlite import sqlite3
+from taskloom.storage.store import Workspace
+from taskloom.ui.cli.main import cli
 
 from clitools import query
 from conftest import make_doc

@@ -11,9 +11,9 @@ from pathlib import Path
 import distributed  # a dev dependency: these tests run everywhere, CI included, and never skip
 import pytest
 
-from engine.executors import ExecutorError, create_executor
-from engine.executors.on_dask import DaskExecutor
-from storage.sqlite import sqlite3
+from taskloom.runtime.executors import ExecutorError, create_executor
+from taskloom.runtime.executors.on_dask import DaskExecutor
+from taskloom.storage.sqlite import sqlite3
 from tests.conftest import make_doc
 from tests.clitools import wait_gone
 

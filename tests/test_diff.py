@@ -1,4 +1,4 @@
-"""engine.diff: structured differences between two workflow documents."""
+"""taskloom.core.diff: structured differences between two workflow documents."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.diff import (
+from taskloom.core.diff import (
     ABSENT,
     EdgeChange,
     EdgeRef,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.schema import TRIGGER_TYPES
-from engine.specs import BUILTIN_TYPES
-from engine.validation import validate_document
-from storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, PREVIEW_CHARS, SPILL_KEY, OutputCodec
-from ui.cli import cli
+from taskloom.core.schema import TRIGGER_TYPES
+from taskloom.core.specs import BUILTIN_TYPES
+from taskloom.core.validation import validate_document
+from taskloom.storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, PREVIEW_CHARS, SPILL_KEY, OutputCodec
+from taskloom.ui.cli.main import cli
 
 from conftest import ROOT
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from storage.runs import iter_logs
+from taskloom.storage.runs import iter_logs
 
 from conftest import ROOT
 

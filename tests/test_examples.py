@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from taskloom.runtime.execution import execute
 
 
 def free_port() -> int:
@@ -46,7 +47,7 @@ def test_example_validates_and_runs(path: Path, ws, tmp_path):
     before = _shared_paths()
     target = ws.target(str(copy))
     run_id, _ = ws.start_run(target, params)
-    ws.execute(run_id, cwd=str(tmp_path))
+    execute(ws, run_id, cwd=str(tmp_path))
     run = ws.run(run_id)
     assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}
     assert _shared_paths() - before == set()
@@ -64,7 +65,7 @@ def test_daily_copy_keeps_its_databases_in_the_taskloom_home(ws, tmp_path):
     shutil.copy(ROOT / "assets" / "examples" / "daily-copy.json", path)
     for expected in (3, 3):  # each run seeds three rows and copies only those
         run_id, _ = ws.start_run(ws.target(str(path)), {})
-        ws.execute(run_id, cwd=str(tmp_path))
+        execute(ws, run_id, cwd=str(tmp_path))
         run = ws.run(run_id)
         assert run.status == "succeeded" and run.tasks["copy"].output["rows_copied"] == expected
     home = Path(os.path.abspath(ws.home)) / "files"
@@ -74,5 +75,5 @@ def test_daily_copy_keeps_its_databases_in_the_taskloom_home(ws, tmp_path):
     assert f"into {home / 'example-target.db'}" in run.tasks["report"].output
     given = {"source": str(tmp_path / "a.db"), "target": str(tmp_path / "b.db")}
     run_id, _ = ws.start_run(ws.target(str(path)), given)
-    ws.execute(run_id, cwd=str(tmp_path))
+    execute(ws, run_id, cwd=str(tmp_path))
     assert ws.run(run_id).tasks["paths"].output == given  # the params still choose the files

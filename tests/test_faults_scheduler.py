@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from storage.sqlite import sqlite3
+from taskloom.storage.sqlite import sqlite3
 from clitools import TASKLOOM, env_for, pid_alive, query, taskloom, wait_for, write_flow
 from conftest import make_doc
 

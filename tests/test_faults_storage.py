@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-from storage.sqlite import sqlite3
+from taskloom.storage.sqlite import sqlite3
 from clitools import TASKLOOM, env_for, pid_alive, query, taskloom, wait_for, write_flow
 from conftest import make_doc
 
@@ -291,7 +291,7 @@ def test_foreground_commands_that_cannot_even_take_their_heartbeat_exit_cleanly(
 def test_a_write_refused_as_read_only_names_the_file_and_the_fix(home):
     """In-process: SQLite refuses the write with SQLITE_READONLY (here through ``query_only``, as for a file
     without write permission); the error names the file and says how to make it writable."""
-    from storage.db import StorageError, connect, write_txn
+    from taskloom.storage.db import StorageError, connect, write_txn
 
     db = connect(home / "taskloom.db")
     try:
@@ -345,7 +345,7 @@ def test_read_only_database_scheduler_refuses_to_start_and_import_says_why(tmp_p
 
 HOLDER = """
 import sys, time
-from storage.sqlite import sqlite3
+from taskloom.storage.sqlite import sqlite3
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", time.time(), flush=True)
@@ -457,8 +457,8 @@ def test_writers_in_several_processes_beside_the_scheduler_lose_nothing(tmp_path
     flow beside a running service, and another connection checkpoints the WAL every 50 ms (what the WAL-reset
     bug needs): the database stays intact, every run ends once with each task executed once, and every version,
     secret, run and log line is there, with no warning about writing processes."""
-    from storage.db import connect
-    from storage.secrets import SecretStore
+    from taskloom.storage.db import connect
+    from taskloom.storage.secrets import SecretStore
 
     marks, db = tmp_path / "executions", home / "taskloom.db"
     flows = [write_flow(tmp_path, _busy_flow(name, marks), f"{name}.json") for name in ("fg", "bg")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.fireplan import overlap_action, plan_due
+from taskloom.core.fireplan import overlap_action, plan_due
 
 NOW = 10_000.0
 LATE = [NOW - 3600, NOW - 1800, NOW - 600]  # missed while down

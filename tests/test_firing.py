@@ -1,4 +1,4 @@
-"""When time triggers fire (engine.firing) and ``taskloom next``: DST, anchors, bounds, host time zones."""
+"""When time triggers fire (taskloom.core.firing) and ``taskloom next``: DST, anchors, bounds, host time zones."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from croniter import croniter
 
-from engine import firing as firing_module
-from engine.firing import Firing, FiringError, firings_between, next_firings, parse_instant
-from engine.model import Trigger
-from ui.cli import cli
-from ui.cli_next import next_
+from taskloom.core import firing as firing_module
+from taskloom.core.firing import Firing, FiringError, firings_between, next_firings, parse_instant
+from taskloom.core.model import Trigger
+from taskloom.ui.cli.main import cli
+from taskloom.ui.cli.firings import next_
 
 from conftest import make_doc
 

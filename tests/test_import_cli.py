@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storage.workflows import list_versions, list_workflows
-from storage.workspace import Workspace
-from ui.cli import cli
+from taskloom.storage.workflows import list_versions, list_workflows
+from taskloom.storage.store import Workspace
+from taskloom.ui.cli.main import cli
 
 from clitools import taskloom
 from conftest import ROOT, make_doc

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from engine.importers import ConversionError, convert, detect_format, sniff
-from engine.importers.common import iso_duration, literal, slug
-from engine.model import canonical_json
-from engine.plugins import load_registry
-from engine.schema import workflow_schema
-from engine.templates import render_value
-from engine.validation import validate_document
-from storage.workspace import UserError
+from taskloom.core.importers import ConversionError, convert, detect_format, sniff
+from taskloom.core.importers.common import iso_duration, literal, slug
+from taskloom.core.model import canonical_json
+from taskloom.storage.plugins import load_registry
+from taskloom.core.schema import workflow_schema
+from taskloom.core.templates import render_value
+from taskloom.core.validation import validate_document
+from taskloom.storage.store import UserError
 
 from conftest import ROOT, make_doc
 

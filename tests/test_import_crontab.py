@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.importers import ConversionError, convert
-from engine.importers.crontab import _job_name, has_user_column, looks_like_crontab
-from engine.validation import validate_document
+from taskloom.core.importers import ConversionError, convert
+from taskloom.core.importers.crontab import _job_name, has_user_column, looks_like_crontab
+from taskloom.core.validation import validate_document
 
 from conftest import ROOT
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from storage.workflows import list_workflows
-from storage.workspace import Workspace
-from ui.designer import importing
-from ui.designer.session import DOC, GEN, SELECTED
+from taskloom.storage.workflows import list_workflows
+from taskloom.storage.store import Workspace
+from taskloom.ui.web.designer import importing
+from taskloom.ui.web.designer.session import DOC, GEN, SELECTED
 
 from conftest import ROOT
 
-APP = str(ROOT / "ui" / "app.py")
+APP = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 DATA = ROOT / "tests" / "data" / "import"
 
 

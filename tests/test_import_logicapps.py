@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from engine.importers import ConversionError, convert
-from engine.model import canonical_json
-from engine.validation import validate_document
+from taskloom.core.importers import ConversionError, convert
+from taskloom.core.model import canonical_json
+from taskloom.core.validation import validate_document
 
 from conftest import ROOT
 
@@ -498,7 +498,7 @@ def test_names_come_from_the_name_option_the_file_or_its_folder():
 
 
 def test_windows_time_zone_names_map_to_iana():
-    from engine.importers.windows_tz import WINDOWS_ZONES, iana_zone
+    from taskloom.core.importers.windows_tz import WINDOWS_ZONES, iana_zone
 
     assert all(iana_zone(name) for name in WINDOWS_ZONES)
     assert iana_zone("w. europe standard time") == "Europe/Berlin"
@@ -509,8 +509,8 @@ def test_windows_time_zone_names_map_to_iana():
 def test_monthly_last_day_fires():
     from datetime import datetime, timezone
 
-    from engine.firing import next_firings
-    from engine.model import Workflow
+    from taskloom.core.firing import next_firings
+    from taskloom.core.model import Workflow
 
     doc, _, _ = one(definition({"A": compose(1)}, {"T": {"type": "Recurrence", "recurrence": {
         "frequency": "Month", "interval": 1, "schedule": {"monthDays": [-1], "hours": [22]}}}}))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.importers import ConversionError, convert
-from engine.validation import validate_document
+from taskloom.core.importers import ConversionError, convert
+from taskloom.core.validation import validate_document
 
 from conftest import ROOT
 

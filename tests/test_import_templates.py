@@ -81,7 +81,7 @@ def test_every_example_is_in_the_template_gallery(tmp_path: Path, monkeypatch: p
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TASKLOOM_HOME", str(home))
-    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=30)
+    at = AppTest.from_file(str(ROOT / "taskloom" / "ui" / "web" / "app.py"), default_timeout=30)
     at.run()
     at.switch_page("views/workflows.py").run()
     assert not at.exception

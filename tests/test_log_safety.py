@@ -20,14 +20,15 @@ from typing import Any
 
 import pytest
 
-from engine.logbuffer import AttemptLog
-from engine.logtext import LogLimits, cap_line, cut_bytes, escape_line
-from engine.process import LineSplitter
-from engine.registry import TaskType
-from engine.tasks.base import AttemptContext, AttemptResult, TaskFunction
-from storage.heartbeat import DEFAULT_INTERVAL
-from storage.sqlite import sqlite3
-from storage.workspace import Workspace
+from taskloom.runtime.logbuffer import AttemptLog
+from taskloom.core.logtext import LogLimits, cap_line, cut_bytes, escape_line
+from taskloom.runtime.process import LineSplitter
+from taskloom.core.registry import TaskType
+from taskloom.runtime.tasks.base import AttemptContext, AttemptResult, TaskFunction
+from taskloom.storage.heartbeat import DEFAULT_INTERVAL
+from taskloom.storage.sqlite import sqlite3
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute as execute_run
 from tests.clitools import TASKLOOM, env_for, start, taskloom, wait_for
 
 MIB = 1024 * 1024
@@ -82,7 +83,7 @@ def system_lines(ws: Workspace, run_id: int, task_id: str) -> list[str]:
 def execute(ws: Workspace, doc: dict[str, Any], cwd: Path, **kwargs: Any) -> int:
     ws.save(doc)
     run_id, _ = ws.start_run(ws.target(doc["name"]), {})
-    ws.execute(run_id, cwd=str(cwd), **kwargs)
+    execute_run(ws, run_id, cwd=str(cwd), **kwargs)
     return run_id
 
 
@@ -266,7 +267,7 @@ def test_dask_lines_are_escaped_and_capped_on_the_runner(ws: Workspace, home: Pa
     """On Dask the worker cuts at its reading cap (1,000,000 bytes); the runner applies the configured caps."""
     import distributed
 
-    from engine.executors.on_dask import DaskExecutor
+    from taskloom.runtime.executors.on_dask import DaskExecutor
 
     assert taskloom(home, "config", "set", "logs.max_line_bytes", "65536").returncode == 0
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
@@ -517,10 +518,10 @@ def test_a_flood_of_long_lines_keeps_the_runner_memory_bounded_and_hits_the_defa
 
 def test_a_secret_cut_in_two_by_the_per_line_cap_leaves_no_part_of_it(ws, tmp_path, run_doc):
     """The reader cuts a long line before masking; the part of a secret before the cut is masked too."""
-    from storage.secrets import SecretStore
+    from taskloom.storage.secrets import SecretStore
 
     secret = "s3cr3t-" + "k" * 40
-    from storage.config import Config
+    from taskloom.storage.config import Config
     from tests.conftest import make_doc
 
     SecretStore(ws.db, ws.home).set("TOKEN", secret)

@@ -1,4 +1,4 @@
-"""Masking secret values in log lines and outputs (engine.masking)."""
+"""Masking secret values in log lines and outputs (taskloom.core.masking)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from engine.masking import MASK, MIN_LENGTH, Masker
+from taskloom.core.masking import MASK, MIN_LENGTH, Masker
 
 PEM = (
     "-----BEGIN PRIVATE KEY-----\n"

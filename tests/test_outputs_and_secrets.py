@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from storage.outputs import SPILL_KEY
-from storage.runs import iter_logs
-from storage.secrets import SecretStore
+from taskloom.storage.outputs import SPILL_KEY
+from taskloom.storage.runs import iter_logs
+from taskloom.storage.secrets import SecretStore
 
 from clitools import taskloom, write_flow
 from conftest import make_doc

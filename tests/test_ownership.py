@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from engine.journal import Fenced
-from engine.states import TaskState
-from storage import create_run
-from storage.heartbeat import Heartbeat
-from storage.journal import SqliteJournal
-from storage.recovery import find_orphans, take_over
+from taskloom.core.journal import Fenced
+from taskloom.core.states import TaskState
+from taskloom.storage import create_run
+from taskloom.storage.heartbeat import Heartbeat
+from taskloom.storage.journal import SqliteJournal
+from taskloom.storage.recovery import find_orphans, take_over
 
 from conftest import make_doc
 

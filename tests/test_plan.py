@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model import Workflow
-from engine.plan import RunPlan, run_outcome
-from engine.states import RunState, TaskState as S
+from taskloom.core.model import Workflow
+from taskloom.core.plan import RunPlan, run_outcome
+from taskloom.core.states import RunState, TaskState as S
 
 from conftest import make_doc
 

@@ -13,9 +13,9 @@ from conftest import make_doc
 PLUGIN_MODULE = '''
 """A tiny Taskloom plugin: a task type that greets, loudly if asked."""
 
-from engine.registry import TaskType
-from engine.states import TaskState
-from engine.tasks.base import AttemptResult
+from taskloom.core.registry import TaskType
+from taskloom.core.states import TaskState
+from taskloom.runtime.tasks.base import AttemptResult
 
 TASK_TYPE = TaskType(
     name="acme_greet",

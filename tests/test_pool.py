@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.executors.local import LocalExecutor
-from engine.executors.pool import PythonPool
-from engine.tasks.base import AttemptContext
-from storage.sqlite import sqlite3
+from taskloom.runtime.executors.local import LocalExecutor
+from taskloom.runtime.executors.pool import PythonPool
+from taskloom.runtime.tasks.base import AttemptContext
+from taskloom.storage.sqlite import sqlite3
 from tests.clitools import wait_gone
 from tests.conftest import make_doc
 

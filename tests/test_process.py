@@ -1,4 +1,4 @@
-"""Tests for engine.process: real child processes, no mocks."""
+"""Tests for taskloom.runtime.process: real child processes, no mocks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process import ProcessResult, kill_process_group, run_process
+from taskloom.runtime.process import ProcessResult, kill_process_group, run_process
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 

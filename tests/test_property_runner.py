@@ -10,7 +10,7 @@ tasks retries (with no delay). Each graph is stored and run by the real
 runner into a real SQLite journal.
 
 :func:`reference` is the oracle. It is written from the rules in
-docs/format.md, not from :mod:`engine.plan`: decide tasks in any order once
+docs/format.md, not from :mod:`taskloom.core.plan`: decide tasks in any order once
 all their upstream tasks are decided; an edge is satisfied per its ``on``; a
 task runs when it has no incoming edge, or its join (``all``/``any``) is
 satisfied, and is skipped otherwise; a run fails when a task failed, timed
@@ -28,11 +28,12 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from engine.plugins import load_registry
-from engine.registry import Registry
-from engine.states import TaskState
-from engine.tasks.base import AttemptContext, AttemptResult
-from storage.workspace import Workspace
+from taskloom.storage.plugins import load_registry
+from taskloom.core.registry import Registry
+from taskloom.core.states import TaskState
+from taskloom.runtime.tasks.base import AttemptContext, AttemptResult
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute
 
 from test_property_validation import budget
 
@@ -195,7 +196,7 @@ def test_runner_end_states_agree_with_the_reference(doc: dict[str, Any], oracle_
     event(f"{sum(state == 'skipped' for state, _, _ in expected.values())} task(s) skipped")
     oracle_ws.save(doc)
     run_id, _ = oracle_ws.start_run(oracle_ws.target("oracle"), {})
-    status = oracle_ws.execute(run_id, cwd=str(oracle_ws.home))
+    status = execute(oracle_ws, run_id, cwd=str(oracle_ws.home))
     run = oracle_ws.run(run_id, attempts=True)
     got = {tid: (t.status, t.output, t.attempts) for tid, t in run.tasks.items()}
     note(f"got: {got} -> {run.status}")

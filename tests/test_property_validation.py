@@ -35,11 +35,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from engine.issues import DocumentError, Issue
-from engine.model import Workflow, canonical_json
-from engine.validation import load_workflow, parse_document, validate_document
-from storage.workspace import UserError, Workspace
-from ui.cli import cli
+from taskloom.core.issues import DocumentError, Issue
+from taskloom.core.model import Workflow, canonical_json
+from taskloom.core.validation import load_workflow, parse_document, validate_document
+from taskloom.storage.store import UserError, Workspace
+from taskloom.ui.cli.main import cli
 
 #: The profile CI runs: the same examples every time, no example database, no per-example deadline.
 settings.register_profile(

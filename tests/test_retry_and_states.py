@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model import Task
-from engine.retry import next_attempt_at, retry_delay
-from engine.states import InvalidTransition, RunState, TaskState, check_run_transition, check_task_transition
+from taskloom.core.model import Task
+from taskloom.core.retry import next_attempt_at, retry_delay
+from taskloom.core.states import InvalidTransition, RunState, TaskState, check_run_transition, check_task_transition
 
 
 def test_backoff_multiplies_and_caps():

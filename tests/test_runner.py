@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.states import RunState
+from taskloom.core.states import RunState
 
 from conftest import make_doc
 
@@ -58,12 +58,13 @@ def test_run_home_is_the_taskloom_home_and_without_a_store_fails_the_task(run_do
     doc = make_doc([{"id": "a", "type": "transform", "params": {"value": "{{ run.home }}/data.db"}}])
     assert run_doc(doc).tasks["a"].output == f"{Path(os.path.abspath(ws.home))}/data.db"
 
-    from engine.runner import Runner
-    from engine.model import Workflow
-    from storage.journal import SqliteJournal
+    from taskloom.runtime.execution import standalone_runner
+    from taskloom.core.model import Workflow
+    from taskloom.storage.journal import SqliteJournal
 
     run_id, _ = ws.start_run(ws.target(str(tmp_path / "test-flow.json")), {})
-    outcome = Runner(Workflow.from_document(doc), SqliteJournal(ws.db)).run(run_id, params={}, logical_time=0)
+    outcome = standalone_runner(Workflow.from_document(doc), SqliteJournal(ws.db), cwd=str(tmp_path)).run(
+        run_id, params={}, logical_time=0)
     assert outcome is RunState.FAILED  # a runner without a store has no home: never a path from the root
     assert "home" in ws.run(run_id).tasks["a"].error
 
@@ -117,7 +118,7 @@ def test_retries_record_every_attempt_with_its_own_logs(run_doc, ws, tmp_path):
     assert elapsed >= 0.2 + 0.4  # the backoff was honoured: 0.2 s, then 0.4 s
     gap = attempts[2].started - attempts[1].ended
     assert gap >= 0.39
-    from storage.runs import iter_logs
+    from taskloom.storage.runs import iter_logs
 
     lines = [(l["attempt"], l["stream"], l["line"]) for l in iter_logs(ws.db, run.id)]
     assert (1, "stdout", "attempt 1") in lines and (3, "stdout", "attempt 3") in lines
@@ -184,7 +185,7 @@ def test_python_task_errors_are_reported_with_traceback_in_logs(run_doc, ws):
     run = run_doc(doc)
     assert run.tasks["p"].status == "failed"
     assert run.tasks["p"].error == "KeyError: 'nope'"
-    from storage.runs import iter_logs
+    from taskloom.storage.runs import iter_logs
 
     stderr = [l["line"] for l in iter_logs(ws.db, run.id) if l["stream"] == "stderr"]
     assert any("Traceback" in l for l in stderr) and any("KeyError" in l for l in stderr)
@@ -208,7 +209,7 @@ def test_tasks_get_a_minimal_environment(run_doc, ws, monkeypatch):
     monkeypatch.setenv("TASKLOOM_TEST_LEAK", "secret-ish")
     doc = make_doc([{"id": "e", "type": "shell", "params": {"command": "env", "env": {"MINE": "1"}}}])
     run = run_doc(doc)
-    from storage.runs import iter_logs
+    from taskloom.storage.runs import iter_logs
 
     assert run.status == "succeeded"
     names = {l["line"].split("=", 1)[0] for l in iter_logs(ws.db, run.id)}

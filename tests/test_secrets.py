@@ -1,4 +1,4 @@
-"""Secrets encrypted at rest (storage.secrets) and the ``taskloom secrets`` commands (ui.cli_secrets)."""
+"""Secrets encrypted at rest (taskloom.storage.secrets) and the ``taskloom secrets`` commands (taskloom.ui.cli.secrets)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from storage.db import connect
-from storage.home import database_path
-from storage.secrets import NAME_RULE, SecretError, SecretStore, _create_key, key_path
-from ui.cli import cli
-from ui.cli_secrets import secrets as secrets_group
+from taskloom.storage.db import connect
+from taskloom.storage.home import database_path
+from taskloom.storage.secrets import NAME_RULE, SecretError, SecretStore, _create_key, key_path
+from taskloom.ui.cli.main import cli
+from taskloom.ui.cli.secrets import secrets as secrets_group
 
 from conftest import ROOT
 
-if "secrets" not in cli.commands:  # until ui.cli registers the group itself
+if "secrets" not in cli.commands:  # until taskloom.ui.cli.main registers the group itself
     cli.add_command(secrets_group)
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
@@ -360,8 +360,8 @@ def test_cli_set_prompts_hidden_twice_in_a_terminal(home):
     import select
 
     script = (
-        "from ui.cli import cli\n"
-        "from ui.cli_secrets import secrets\n"
+        "from taskloom.ui.cli.main import cli\n"
+        "from taskloom.ui.cli.secrets import secrets\n"
         "cli.add_command(secrets) if 'secrets' not in cli.commands else None\n"
         f"cli(['--home', {str(home)!r}, 'secrets', 'set', 'TTY_TOKEN'], prog_name='taskloom')\n"
     )

@@ -21,8 +21,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from clitools import start, taskloom, wait_for, query, write_flow
-from engine.masking import KNOWN_SECRETS, KnownSecrets
-from ui.logmask import MaskedStream
+from taskloom.core.masking import KNOWN_SECRETS, KnownSecrets
+from taskloom.ui.logmask import MaskedStream
 
 API_TOKEN = "tok en/with+odd&chars-1234"
 HOOK_PATH = "hook-path-secret-5678"
@@ -140,7 +140,7 @@ def test_masked_stream_masks_log_records_and_lines_split_across_writes() -> None
 
 
 def test_a_secret_decrypted_by_the_store_is_known_to_the_process(ws) -> None:
-    from storage.secrets import SecretStore
+    from taskloom.storage.secrets import SecretStore
 
     value = "remembered on set/9"
     SecretStore(ws.db, ws.home).set("LATER", value)

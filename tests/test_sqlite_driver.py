@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils.utils
 
-from storage.db import connect, sqlite_version_note
-from storage.sqlite import DRIVER, sqlite3
+from taskloom.storage.db import connect, sqlite_version_note
+from taskloom.storage.sqlite import DRIVER, sqlite3
 
 from clitools import TASKLOOM, env_for, wait_for
 
@@ -37,16 +37,17 @@ def _imports_stdlib_sqlite3(path: Path) -> list[int]:
 
 def test_what_opens_the_taskloom_database_imports_no_other_sqlite3() -> None:
     """Storage, the scheduler, the UI, the benchmarks and any test that names taskloom.db take the driver from
-    storage.sqlite (the engine's sql task and tests of it on the user's own files keep the standard library's)."""
+    taskloom.storage.sqlite (the engine's sql task and tests of it on the user's own files keep the standard library's)."""
     offenders = []
-    for folder in ("storage", "scheduler", "ui", "bench", "tests"):
+    for folder in ("taskloom/storage", "taskloom/runtime", "taskloom/api", "taskloom/ui", "bench", "tests"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             name = path.relative_to(ROOT).as_posix()
-            if name == "storage/sqlite.py" or (folder == "tests" and name != "tests/clitools.py"
+            if name in ("taskloom/storage/sqlite.py", "taskloom/runtime/tasks/sql.py") or (
+                    folder == "tests" and name != "tests/clitools.py"
                                                and "taskloom.db" not in path.read_text(encoding="utf-8")):
                 continue
             offenders += [f"{name}:{line}" for line in _imports_stdlib_sqlite3(path)]
-    assert not offenders, f"open the Taskloom database with storage.sqlite's driver instead: {offenders}"
+    assert not offenders, f"open the Taskloom database with taskloom.storage.sqlite's driver instead: {offenders}"
 
 
 @pytest.mark.skipif(not WHEEL_HERE, reason="no pysqlite3 wheel for this machine: the linked SQLite is used")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.pathguard import containing_root, is_within, pattern_problem
-from engine.states import TaskState
-from engine.tasks.base import AttemptContext, NoServices
-from engine.tasks.files import run as run_file_task
-from engine.validation import validate_document
-from storage.config import Config
+from taskloom.core.pathguard import containing_root, is_within, pattern_problem
+from taskloom.core.states import TaskState
+from taskloom.runtime.tasks.base import AttemptContext, NoServices
+from taskloom.runtime.tasks.files import run as run_file_task
+from taskloom.core.validation import validate_document
+from taskloom.storage.config import Config
 
 from conftest import ROOT, make_doc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from engine.validation import validate_document
+from taskloom.core.validation import validate_document
 
 from clitools import query, start, taskloom, wait_for, write_flow
 from conftest import make_doc

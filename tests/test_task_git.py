@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 
-from engine.states import TaskState
-from engine.tasks.base import AttemptContext, NoServices
-from engine.tasks.git import git_env, is_url, run as run_git_task, same_repository
-from engine.validation import validate_document
-from storage.config import Config
+from taskloom.core.states import TaskState
+from taskloom.runtime.tasks.base import AttemptContext, NoServices
+from taskloom.runtime.tasks.git import git_env, is_url, run as run_git_task, same_repository
+from taskloom.core.validation import validate_document
+from taskloom.storage.config import Config
 
 from conftest import ROOT, make_doc
 from test_task_file import json_blocks
@@ -176,7 +176,7 @@ def test_an_empty_existing_folder_is_cloned_into(run_doc, origin, tmp_path):
 
 def test_git_output_is_logged(run_doc, ws, origin):
     run = run_doc(git_doc(repo=str(origin), path="wc"))
-    from storage.runs import iter_logs
+    from taskloom.storage.runs import iter_logs
 
     lines = [(l["stream"], l["line"]) for l in iter_logs(ws.db, run.id)]
     assert any(s == "system" and t.startswith("$ git clone --no-checkout") for s, t in lines)

@@ -18,9 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from engine.tasks.http import describe_expect, safe_url, status_expected
-from engine.validation import validate_document
-from storage.secrets import SecretStore
+from taskloom.runtime.tasks.http import describe_expect, safe_url, status_expected
+from taskloom.core.validation import validate_document
+from taskloom.storage.secrets import SecretStore
+from taskloom.runtime.execution import execute
 
 from conftest import ROOT, make_doc
 
@@ -328,7 +329,7 @@ def test_cancel_during_a_slow_response_ends_promptly(ws, tmp_path, api):
 
     threading.Thread(target=cancel_when_the_request_arrives, daemon=True).start()
     started = time.monotonic()
-    ws.execute(run_id, cwd=str(tmp_path), on_runner=runners.append)
+    execute(ws, run_id, cwd=str(tmp_path), on_runner=runners.append)
     elapsed = time.monotonic() - started
     run = ws.run(run_id, attempts=True)
     assert run.status == "cancelled" and run.tasks["call"].status == "cancelled"

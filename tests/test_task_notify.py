@@ -19,9 +19,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from engine.validation import validate_document
-from storage.config import Config
-from storage.secrets import SecretStore
+from taskloom.core.validation import validate_document
+from taskloom.storage.config import Config
+from taskloom.storage.secrets import SecretStore
+from taskloom.runtime.execution import execute
 
 from conftest import ROOT, make_doc
 
@@ -359,7 +360,7 @@ def test_cancel_while_waiting_for_the_smtp_server_ends_promptly(ws, tmp_path, si
     runners: list[Any] = []
     threading.Timer(0.5, lambda: runners[0].cancel()).start()
     started = time.monotonic()
-    ws.execute(run_id, cwd=str(tmp_path), on_runner=runners.append)
+    execute(ws, run_id, cwd=str(tmp_path), on_runner=runners.append)
     elapsed = time.monotonic() - started
     run = ws.run(run_id)
     assert run.status == "cancelled" and run.tasks["tell"].status == "cancelled"

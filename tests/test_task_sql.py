@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from engine.runner import RunEvent, Runner
-from engine.tasks.sql import hide_password, install_command, json_value, unique_names
-from engine.validation import validate_document
-from storage.runs import iter_logs
+from taskloom.runtime.runner import RunEvent, Runner
+from taskloom.runtime.tasks.sql import hide_password, install_command, json_value, unique_names
+from taskloom.core.validation import validate_document
+from taskloom.storage.runs import iter_logs
+from taskloom.runtime.execution import execute
 
 from conftest import ROOT, make_doc
 
@@ -490,7 +491,7 @@ def test_daily_copy_example_copies_only_new_rows_the_second_time(ws, tmp_path):
     copied = []
     for _ in range(2):
         run_id, _ = ws.start_run(ws.target(str(path)), params)
-        ws.execute(run_id, cwd=str(tmp_path))
+        execute(ws, run_id, cwd=str(tmp_path))
         run = ws.run(run_id)
         assert run.status == "succeeded", {k: (v.status, v.error) for k, v in run.tasks.items()}
         copied.append(run.tasks["copy"].output["rows_copied"])

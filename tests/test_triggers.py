@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
-from scheduler.hooks import REFUSED
-from storage.secrets import SecretStore
-from storage.workspace import Workspace
+from taskloom.api.hooks import REFUSED
+from taskloom.storage.secrets import SecretStore
+from taskloom.storage.store import Workspace
 
 from clitools import query, start, taskloom, wait_for, write_flow
 from conftest import make_doc
@@ -119,7 +119,7 @@ def test_webhooks_prints_the_address_the_running_schedulers_api_listens_on(tmp_p
 
 def test_the_api_address_is_the_lease_holders(home):
     """Storage: each scheduler process records its API; the one holding a live lease is the answer."""
-    from storage.scheduling import acquire_lease, api_address, record_api_address, release_lease
+    from taskloom.storage.scheduling import acquire_lease, api_address, record_api_address, release_lease
 
     with _ws(home) as ws:
         assert api_address(ws.db) is None  # no scheduler ever ran

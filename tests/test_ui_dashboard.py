@@ -17,16 +17,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from streamlit.testing.v1 import AppTest
 
-from storage.config import Config
-from storage.db import write_txn
-from storage.scheduling import acquire_lease
-from storage.secrets import SecretStore
-from storage.workspace import Workspace
+from taskloom.storage.config import Config
+from taskloom.storage.db import write_txn
+from taskloom.storage.scheduling import acquire_lease
+from taskloom.storage.secrets import SecretStore
+from taskloom.storage.store import Workspace
 from tests.conftest import make_doc
-from ui.runlog.dashboard import active_runs, recent_failures, runs_per_day, upcoming_firings, workflow_stats
+from taskloom.ui.web.runlog.dashboard import active_runs, recent_failures, runs_per_day, upcoming_firings, workflow_stats
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "ui" / "app.py")
+APP = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 DAY = 86400.0
 NOOP = {"id": "step", "type": "noop"}
 

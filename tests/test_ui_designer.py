@@ -1,4 +1,4 @@
-"""The Designer page: pure functions of ui.designer, and the page driven headless with Streamlit's AppTest.
+"""The Designer page: pure functions of taskloom.ui.web.designer, and the page driven headless with Streamlit's AppTest.
 
 The canvas (streamlit-flow) is a custom component: AppTest does not render it,
 but its arguments (``json_args``: the nodes and edges sent to the browser) can
@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.model import canonical_json
-from engine.plugins import load_registry
-from engine.validation import Issue, validate_document
-from storage.secrets import SecretStore
-from storage.workflows import list_versions, list_workflows
-from storage.workspace import Workspace
-from ui.designer import docops, flowstate, forms, palette, triggers_panel
-from ui.designer.session import DOC, FLOW_KEY, GEN, OPEN, SELECTED
+from taskloom.core.model import canonical_json
+from taskloom.storage.plugins import load_registry
+from taskloom.core.validation import Issue, validate_document
+from taskloom.storage.secrets import SecretStore
+from taskloom.storage.workflows import list_versions, list_workflows
+from taskloom.storage.store import Workspace
+from taskloom.ui.web.designer import docops, flowstate, forms, palette, triggers_panel
+from taskloom.ui.web.designer.session import DOC, FLOW_KEY, GEN, OPEN, SELECTED
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "ui" / "app.py")
+APP = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 HELLO = ROOT / "assets" / "examples" / "hello.json"
 REGISTRY = load_registry()
 _stamps = itertools.count(1)

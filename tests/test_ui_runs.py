@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from storage.runs import get_run, log_page, request_resume, search_firings, search_runs
-from storage.workspace import Workspace
+from taskloom.storage.runs import get_run, log_page, request_resume, search_firings, search_runs
+from taskloom.storage.store import Workspace
+from taskloom.runtime.execution import execute
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "ui" / "app.py")
+APP = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 
 MIXED = {
     "format": "taskloom/v1",
@@ -34,7 +35,7 @@ HELLO = {"format": "taskloom/v1", "name": "greet",
 
 def _execute(ws: Workspace, name: str, cwd: Path) -> int:
     run_id, _ = ws.start_run(ws.target(name), {})
-    ws.execute(run_id, cwd=str(cwd))
+    execute(ws, run_id, cwd=str(cwd))
     return run_id
 
 

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.firing import next_firings
-from engine.model import Workflow, canonical_json
-from storage.config import Config
-from storage.runs import list_runs
-from storage.scheduling import TriggerState, acquire_lease, save_trigger_state, trigger_state
-from storage.secrets import SecretStore
-from storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows
-from storage.workspace import Workspace
+from taskloom.core.firing import next_firings
+from taskloom.core.model import Workflow, canonical_json
+from taskloom.storage.config import Config
+from taskloom.storage.runs import list_runs
+from taskloom.storage.scheduling import TriggerState, acquire_lease, save_trigger_state, trigger_state
+from taskloom.storage.secrets import SecretStore
+from taskloom.storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows
+from taskloom.storage.store import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "ui" / "app.py")
+APP = str(ROOT / "taskloom" / "ui" / "web" / "app.py")
 EXAMPLES = ROOT / "assets" / "examples"
 
 
@@ -43,7 +43,7 @@ def hello_v2() -> dict[str, Any]:
 
 @pytest.fixture
 def page(home: Path, monkeypatch: pytest.MonkeyPatch):
-    """Open a page of the app (relative to ui/app.py) on the Taskloom home ``home``."""
+    """Open a page of the app (relative to taskloom/ui/web/app.py) on the Taskloom home ``home``."""
     monkeypatch.setenv("TASKLOOM_HOME", str(home))
 
     def open_page(path: str = "views/workflows.py") -> AppTest:

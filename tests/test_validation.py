@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from engine.fastschema import compile_predicate
-from engine.model import canonical_json
-from engine.registry import Registry, TaskType, default_registry
-from engine.specs import BUILTIN_TYPES
-from engine.schema import WORKFLOW_SCHEMA, schema_json, workflow_schema
-from engine.templatecheck import _fast_references
-from engine.templates import references
-from engine.validation import (
+from taskloom.core.fastschema import compile_predicate
+from taskloom.core.model import canonical_json
+from taskloom.core.registry import Registry, TaskType, default_registry
+from taskloom.core.specs import BUILTIN_TYPES
+from taskloom.core.schema import WORKFLOW_SCHEMA, schema_json, workflow_schema
+from taskloom.core.templatecheck import _fast_references
+from taskloom.core.templates import references
+from taskloom.core.validation import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     DocumentError,
@@ -37,7 +37,7 @@ from engine.validation import (
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "assets" / "schema" / "workflow-v1.json"
 REGENERATE = (
-    'python -c "from engine.schema import schema_json; print(schema_json(), end=\'\')" '
+    'python -c "from taskloom.core.schema import schema_json; print(schema_json(), end=\'\')" '
     "> assets/schema/workflow-v1.json"
 )
 

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from clitools import query, start, taskloom, wait_for
+from taskloom.runtime.execution import execute
 
 README_EXAMPLE = {
     "format": "taskloom/v1",
@@ -146,5 +147,5 @@ def test_a_workflow_with_no_folder_resolves_against_the_home_not_the_process_dir
            "tasks": [{"id": "pwd", "type": "shell", "params": {"command": "pwd"}}]}
     ws.save(doc, origin="api")
     run_id, _ = ws.start_run(ws.target("where"), {})
-    ws.execute(run_id, owner="test")
+    execute(ws, run_id, owner="test")
     assert ws.run(run_id).tasks["pwd"].output == str(home.resolve())

@@ -1,1 +1,0 @@
-"""The scheduler process: runs queued and triggered workflows, and serves the HTTP API (:mod:`scheduler.api`)."""

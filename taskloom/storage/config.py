@@ -1,0 +1,138 @@
+"""Configuration values kept in the database (``taskloom config``), with environment overrides.
+
+Known keys are declared here with their type, default and meaning, so a typo
+is an error ("did you mean 'smtp.host'?") rather than a setting nobody reads.
+``TASKLOOM_FILE_ROOTS`` (folders separated by ``os.pathsep``) adds to
+``file_roots``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from taskloom.core.logtext import (
+    DEFAULT_MAX_BYTES_PER_ATTEMPT, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES_PER_ATTEMPT, LogLimits,
+)
+from taskloom.core.params import type_matches
+
+from taskloom.storage.db import write_txn
+
+__all__ = ["ConfigError", "ConfigKey", "KEYS", "Config", "log_limits"]
+
+
+class ConfigError(ValueError):
+    """An unknown key or a value of the wrong type; the message says which and what is expected."""
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: str  # a params type: string, integer, number, boolean, array, object
+    default: Any
+    description: str
+    minimum: int | None = None  # the smallest value a number key takes
+
+
+KEYS: dict[str, ConfigKey] = {
+    k.name: k
+    for k in (
+        ConfigKey("file_roots", "array", [], "Folders file tasks may read and write, besides the working directory."),
+        ConfigKey("notify.webhook_url", "string", None,
+                  "Default webhook URL of the notification channels (Settings sends test messages to it)."),
+        ConfigKey("smtp.host", "string", None, "SMTP server for notify tasks with channel 'email'."),
+        ConfigKey("smtp.port", "integer", 25, "SMTP port (465 with smtp.ssl, 587 with smtp.starttls)."),
+        ConfigKey("smtp.username", "string", None, "SMTP login name, when the server needs one."),
+        ConfigKey("smtp.password_secret", "string", None, "Name of the secret that holds the SMTP password."),
+        ConfigKey("smtp.from", "string", "taskloom@localhost", "Sender address of notification mail."),
+        ConfigKey("smtp.starttls", "boolean", False, "Upgrade the connection with STARTTLS."),
+        ConfigKey("smtp.ssl", "boolean", False, "Connect with TLS from the start (SMTPS)."),
+        ConfigKey("smtp.timeout", "number", 30, "Seconds to wait for the SMTP server."),
+        ConfigKey("logs.max_line_bytes", "integer", DEFAULT_MAX_LINE_BYTES,
+                  "Longest log line stored, in bytes; a longer one is cut and ends with '… [cut N bytes]'."
+                  " Also the longest last line a shell task can hand on as its output.", minimum=1),
+        ConfigKey("logs.max_lines_per_attempt", "integer", DEFAULT_MAX_LINES_PER_ATTEMPT,
+                  "Log lines stored per task attempt; later lines are counted, not stored (the task goes on)"
+                  " and a system line says how many.", minimum=1),
+        ConfigKey("logs.max_bytes_per_attempt", "integer", DEFAULT_MAX_BYTES_PER_ATTEMPT,
+                  "Log bytes stored per task attempt; later lines are counted, not stored (the task goes on)"
+                  " and a system line says how many.", minimum=1),
+    )
+}
+
+
+def _key(name: str) -> ConfigKey:
+    if name not in KEYS:
+        close = difflib.get_close_matches(name, list(KEYS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KEYS)}"
+        raise ConfigError(f"unknown configuration key {name!r}{hint}")
+    return KEYS[name]
+
+
+class Config:
+    """The ``config`` table."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def get(self, name: str) -> Any:
+        key = _key(name)
+        row = self.db.execute("SELECT value FROM config WHERE key = ?", [name]).fetchone()
+        value = key.default if row is None else json.loads(row[0])
+        if name == "file_roots":
+            extra = [p for p in os.environ.get("TASKLOOM_FILE_ROOTS", "").split(os.pathsep) if p]
+            value = [*value, *extra]
+        return value
+
+    def set(self, name: str, value: Any) -> None:
+        key = _key(name)
+        if not type_matches(key.type, value):
+            raise ConfigError(f"{name} takes a value of type {key.type}, not {json.dumps(value)}")
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{name} must be at least {key.minimum}, not {json.dumps(value)}")
+        with write_txn(self.db):
+            self.db.execute(
+                "INSERT INTO config (key, value, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                [name, json.dumps(value), time.time()],
+            )
+
+    def set_text(self, name: str, text: str) -> Any:
+        """Set from command-line text: JSON when it parses as the key's type, else the text itself."""
+        key = _key(name)
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        if key.type == "string" and not isinstance(value, str):
+            value = text
+        self.set(name, value)
+        return value
+
+    def unset(self, name: str) -> None:
+        _key(name)
+        with write_txn(self.db):
+            self.db.execute("DELETE FROM config WHERE key = ?", [name])
+
+    def items(self) -> list[dict[str, Any]]:
+        stored = {k for (k,) in self.db.execute("SELECT key FROM config")}
+        return [
+            {"key": k.name, "value": self.get(k.name), "set": k.name in stored, "type": k.type,
+             "description": k.description}
+            for k in KEYS.values()
+        ]
+
+
+def log_limits(config: Config) -> LogLimits:
+    """The caps on stored log lines that runners of this home apply (``logs.*`` keys)."""
+    return LogLimits(
+        max_line_bytes=config.get("logs.max_line_bytes"),
+        max_lines_per_attempt=config.get("logs.max_lines_per_attempt"),
+        max_bytes_per_attempt=config.get("logs.max_bytes_per_attempt"),
+    )

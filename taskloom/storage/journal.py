@@ -1,0 +1,197 @@
+"""The runner's journal on SQLite (implements :class:`taskloom.core.journal.Journal`).
+
+A journal instance belongs to one process (its ``owner`` id, the runner
+heartbeat's). Every batch first checks that the runs it writes are still
+owned by it: when another process has taken a run over (its heartbeat
+expired), the old owner gets :class:`taskloom.core.journal.Fenced` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import sqlite_utils
+
+from taskloom.core.journal import UNSET, Fenced, LogLine, RunSnapshot, TaskSnapshot
+from taskloom.core.states import FAILURE_STATES, RunState, TaskState
+
+from taskloom.storage.db import write_txn
+from taskloom.storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, OutputCodec
+
+__all__ = ["SqliteJournal", "dump_json"]
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON for a stored value."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class SqliteJournal:
+    """Writes run, task, attempt and log records; safe to share between threads."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        *,
+        owner: str | None = None,
+        home: Path | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> None:
+        self.db = db
+        self.owner = owner
+        self.outputs = OutputCodec(home, max_output_bytes)
+        self._claimed: set[int] = set()
+        # The stored form of the last output of each task, so the task row reuses
+        # the attempt's spilled file instead of writing it twice.
+        self._encoded: dict[tuple[int, str], tuple[int, str]] = {}
+
+    @contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        # Under BEGIN IMMEDIATE nobody else can take the run over, so the fence is checked once per transaction.
+        with write_txn(self.db, durable=durable, on_begin=self._check_fence):
+            yield
+
+    def _check_fence(self) -> None:
+        for run_id in self._claimed:
+            row = self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()
+            if row is None or row[0] != self.owner:
+                raise Fenced(f"run {run_id} is now owned by another process ({row and row[0]})")
+
+    def run_started(self, run_id: int, *, at: float) -> None:
+        with write_txn(self.db):
+            if self.owner is not None:
+                self.db.execute("UPDATE runs SET owner = ? WHERE id = ?", [self.owner, run_id])
+                self._claimed.add(run_id)
+            self.db.execute(
+                "UPDATE runs SET status = ?, started = COALESCE(started, ?), ended = NULL, error = NULL"
+                " WHERE id = ?",
+                [RunState.RUNNING.value, at, run_id],
+            )
+
+    def run_ended(self, run_id: int, status: RunState, *, at: float, error: str | None = None) -> None:
+        with self.batch():
+            self.db.execute(
+                "UPDATE runs SET status = ?, ended = ?, error = ?, cancel_requested = NULL WHERE id = ?",
+                [RunState(status).value, at, error, run_id],
+            )
+
+    def _encode(self, value: Any, run_id: int, task_id: str, attempt: int) -> str:
+        cached = self._encoded.get((run_id, task_id))
+        if cached is not None and cached[0] == id(value):
+            return cached[1]
+        text = self.outputs.encode(value, run_id=run_id, task_id=task_id, attempt=attempt)
+        self._encoded[(run_id, task_id)] = (id(value), text)
+        return text
+
+    def task_changed(
+        self,
+        run_id: int,
+        task_id: str,
+        status: TaskState,
+        *,
+        at: float,
+        attempts: Any = UNSET,
+        next_attempt_at: Any = UNSET,
+        skip_reason: Any = UNSET,
+        output: Any = UNSET,
+        error: Any = UNSET,
+    ) -> None:
+        columns = {"status": TaskState(status).value, "updated": at}
+        for name, value in (
+            ("attempts", attempts),
+            ("next_attempt_at", next_attempt_at),
+            ("skip_reason", skip_reason),
+            ("error", error),
+        ):
+            if value is not UNSET:
+                columns[name] = value
+        if output is not UNSET:
+            columns["output"] = None if output is None else self._encode(output, run_id, task_id, 0)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self.batch():
+            self.db.execute(
+                f"UPDATE task_states SET {assignments} WHERE run_id = ? AND task_id = ?",
+                [*columns.values(), run_id, task_id],
+            )
+
+    def attempt_started(self, run_id: int, task_id: str, number: int, *, at: float, params: Any) -> int:
+        with self.batch():
+            cursor = self.db.execute(
+                "INSERT INTO attempts (run_id, task_id, number, status, started, params)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, task_id, number, TaskState.RUNNING.value, at, dump_json(params)],
+            )
+            return int(cursor.lastrowid)
+
+    def attempt_process(self, attempt_id: int, pid: int) -> None:
+        # Only needed to kill leftovers after this process dies; after a power loss none are left.
+        with self.batch(durable=False):
+            self.db.execute("UPDATE attempts SET pid = ? WHERE id = ?", [pid, attempt_id])
+
+    def attempt_ended(
+        self,
+        attempt_id: int,
+        status: TaskState,
+        *,
+        at: float,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        error: str | None = None,
+        output: Any = None,
+    ) -> None:
+        with self.batch():
+            stored = None
+            if output is not None:
+                run_id, task_id, number = self.db.execute(
+                    "SELECT run_id, task_id, number FROM attempts WHERE id = ?", [attempt_id]
+                ).fetchone()
+                stored = self._encode(output, run_id, task_id, number)
+            self.db.execute(
+                "UPDATE attempts SET status = ?, ended = ?, exit_code = ?, signal = ?, error = ?,"
+                " output = ? WHERE id = ?",
+                [TaskState(status).value, at, exit_code, signal, error, stored, attempt_id],
+            )
+
+    def append_logs(self, lines: Sequence[LogLine]) -> None:
+        if not lines:
+            return
+        # The attempt's end is committed durably after its lines, and that fsync carries them too.
+        with write_txn(self.db, durable=False):
+            self.db.conn.executemany(
+                "INSERT INTO logs (run_id, task_id, attempt, ts, stream, line) VALUES (?, ?, ?, ?, ?, ?)",
+                [(l.run_id, l.task_id, l.attempt, l.ts, l.stream, l.line) for l in lines],
+            )
+
+    def cancel_requested(self, run_id: int) -> bool:
+        row = self.db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [run_id]).fetchone()
+        return bool(row and row[0] is not None)
+
+    def load_run(self, run_id: int) -> RunSnapshot:
+        """The journaled state of a run, with spilled outputs read back."""
+        row = self.db.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise LookupError(f"no run with id {run_id}")
+        failures: dict[str, int] = {}
+        for task_id, count in self.db.execute(
+            "SELECT task_id, count(*) FROM attempts WHERE run_id = ? AND status IN (?, ?, ?) GROUP BY task_id",
+            [run_id, *(s.value for s in FAILURE_STATES)],
+        ):
+            failures[task_id] = count
+        tasks = {}
+        for task_id, status, attempts, next_at, skip_reason, output in self.db.execute(
+            "SELECT task_id, status, attempts, next_attempt_at, skip_reason, output FROM task_states"
+            " WHERE run_id = ? ORDER BY rowid",
+            [run_id],
+        ):
+            tasks[task_id] = TaskSnapshot(
+                status=TaskState(status),
+                attempts=attempts,
+                failures=failures.get(task_id, 0),
+                next_attempt_at=next_at,
+                output=self.outputs.decode(output) if status == TaskState.SUCCEEDED.value else None,
+                skip_reason=skip_reason,
+            )
+        return RunSnapshot(run_id, RunState(row[0]), tasks)

@@ -1,0 +1,439 @@
+"""Runs, their per-task states, attempts and log lines: creating and reading them.
+
+The runner writes progress through :class:`taskloom.storage.journal.SqliteJournal`;
+this module creates a run (with a row per task, all pending, in one
+transaction) and answers the questions the CLI and UI ask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping, Sequence
+
+import sqlite_utils
+
+from taskloom.core.states import RunState, TaskState
+
+from taskloom.storage.db import write_txn
+from taskloom.storage.journal import dump_json
+from taskloom.storage.workflows import NotFound, put_document
+
+__all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs", "mark_cancel_requested",
+           "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page",
+           "request_resume", "run_triggers"]
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch instant as ISO 8601 in UTC (``2026-11-28T10:41:21.123456+00:00``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass
+class AttemptRecord:
+    id: int
+    number: int
+    status: str
+    started: float
+    ended: float | None
+    pid: int | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    output: Any
+    params: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "status": self.status,
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "error": self.error,
+            "output": self.output,
+        }
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    skip_reason: str | None
+    output: Any
+    error: str | None
+    attempt_list: list[AttemptRecord] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "output": self.output,
+            "error": self.error,
+            "skip_reason": self.skip_reason,
+        }
+
+
+@dataclass
+class RunRecord:
+    id: int
+    workflow: str
+    version: int | None
+    document: str
+    status: str
+    trigger: str
+    trigger_payload: Any
+    params: dict[str, Any]
+    logical_time: float
+    created: float
+    started: float | None
+    ended: float | None
+    error: str | None
+    parent_run_id: int | None
+    source: str
+    #: the folder the run's relative paths resolve against (its version's, or its file's), or None
+    folder: str | None = None
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable ``run --json`` shape, also the REST API's run body (keys are only ever added)."""
+        summary = self.summary()
+        return {
+            "run_id": self.id,
+            "workflow": self.workflow,
+            "version": self.version,
+            "status": self.status,
+            "error": self.error,
+            "started": summary["started"],
+            "ended": summary["ended"],
+            "tasks": {
+                tid: {**task.to_dict(), "attempt_list": [a.to_dict() for a in task.attempt_list]}
+                for tid, task in self.tasks.items()
+            },
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The stable ``runs --json`` shape."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "version": self.version,
+            "status": self.status,
+            "trigger": self.trigger,
+            "logical_time": iso(self.logical_time),
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "duration": None if self.started is None or self.ended is None else round(self.ended - self.started, 3),
+            "params": self.params,
+            "error": self.error,
+            "parent_run_id": self.parent_run_id,
+        }
+
+
+_RUN_COLUMNS = (
+    "id, workflow, version, document, status, trigger, trigger_payload, params, logical_time,"
+    " created, started, ended, error, parent_run_id, source, folder"
+)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0], workflow=row[1], version=row[2], document=row[3], status=row[4],
+        trigger=row[5], trigger_payload=_loads(row[6]), params=_loads(row[7]) or {},
+        logical_time=row[8], created=row[9], started=row[10], ended=row[11], error=row[12],
+        parent_run_id=row[13], source=row[14], folder=row[15],
+    )
+
+
+def create_run(
+    db: sqlite_utils.Database,
+    doc: Mapping[str, Any],
+    *,
+    at: float,
+    params: Mapping[str, Any],
+    version: int | None = None,
+    trigger: str = "manual",
+    trigger_id: str | None = None,
+    trigger_payload: Any = None,
+    logical_time: float | None = None,
+    parent_run_id: int | None = None,
+    source: str = "store",
+    owner: str | None = None,
+    folder: str | None = None,
+) -> int:
+    """Record a queued run of ``doc`` with every task pending; return its id."""
+    with write_txn(db):
+        digest = put_document(db, doc, at=at)
+        cursor = db.execute(
+            "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
+            " logical_time, created, parent_run_id, source, owner, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                doc["name"], version, digest, RunState.QUEUED.value, trigger, trigger_id,
+                None if trigger_payload is None else dump_json(trigger_payload),
+                dump_json(dict(params)), at if logical_time is None else logical_time,
+                at, parent_run_id, source, owner, folder,
+            ],
+        )
+        run_id = int(cursor.lastrowid)
+        db.conn.executemany(
+            "INSERT INTO task_states (run_id, task_id, status, attempts, updated) VALUES (?, ?, ?, 0, ?)",
+            [(run_id, t["id"], TaskState.PENDING.value, at) for t in doc["tasks"]],
+        )
+    return run_id
+
+
+def get_run(db: sqlite_utils.Database, run_id: int, *, with_attempts: bool = False) -> RunRecord:
+    """A run with its tasks (and their attempts when asked)."""
+    row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no run with id {run_id}; list runs with 'taskloom runs'")
+    run = _run(row)
+    for r in db.execute(
+        "SELECT task_id, status, attempts, next_attempt_at, skip_reason, output, error"
+        " FROM task_states WHERE run_id = ? ORDER BY rowid",
+        [run_id],
+    ):
+        run.tasks[r[0]] = TaskRecord(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6])
+    if with_attempts:
+        for r in db.execute(
+            "SELECT id, task_id, number, status, started, ended, pid, exit_code, signal, error, output,"
+            " params FROM attempts WHERE run_id = ? ORDER BY task_id, number",
+            [run_id],
+        ):
+            run.tasks[r[1]].attempt_list.append(
+                AttemptRecord(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], _loads(r[10]), _loads(r[11]))
+            )
+    return run
+
+
+def list_runs(
+    db: sqlite_utils.Database, workflow: str | None = None, *, limit: int = 50, status: str | None = None
+) -> list[RunRecord]:
+    """Runs, newest first."""
+    where, args = [], []
+    if workflow is not None:
+        where.append("workflow = ?")
+        args.append(workflow)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = db.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", [*args, limit]
+    ).fetchall()
+    return [_run(r) for r in rows]
+
+
+def iter_logs(
+    db: sqlite_utils.Database, run_id: int, *, task_id: str | None = None, after_id: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Log lines of a run in the order they were captured (per task, per attempt)."""
+    sql = "SELECT id, task_id, attempt, ts, stream, line FROM logs WHERE run_id = ? AND id > ?"
+    args: list[Any] = [run_id, after_id]
+    if task_id is not None:
+        sql += " AND task_id = ?"
+        args.append(task_id)
+    for r in db.execute(sql + " ORDER BY id", args):
+        yield {"id": r[0], "task": r[1], "attempt": r[2], "ts": r[3], "stream": r[4], "line": r[5]}
+
+
+# -- the run-log viewer's queries (keyset-paginated, never a full scan of runs or logs) -------------------
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a ``LIKE ... ESCAPE '\\'`` pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_runs(
+    db: sqlite_utils.Database,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[RunRecord]:
+    """Runs matching the filters, newest first, at most ``limit``, with ids below ``before_id`` (keyset paging).
+
+    ``since``/``until`` bound the creation time (``since <= created < until``).
+    ``text`` matches a run id exactly, or appears (case-insensitively) in the
+    workflow name, the run's error or one of its tasks' errors.
+    """
+    where, args = [], []
+    for column, value in (("workflow", workflow), ("status", status), ("trigger", trigger)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    _bounds(where, args, "created", since, until, before_id)
+    text = (text or "").strip()
+    if text:
+        pattern = f"%{like_escape(text)}%"
+        parts = [
+            "workflow LIKE ? ESCAPE '\\'",
+            "error LIKE ? ESCAPE '\\'",
+            "EXISTS (SELECT 1 FROM task_states t WHERE t.run_id = runs.id AND t.error LIKE ? ESCAPE '\\')",
+        ]
+        part_args: list[Any] = [pattern, pattern, pattern]
+        number = text.lstrip("#")
+        if number.isdigit():
+            parts.insert(0, "id = ?")
+            part_args.insert(0, int(number))
+        where.append(f"({' OR '.join(parts)})")
+        args.extend(part_args)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = db.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", [*args, int(limit)]
+    ).fetchall()
+    return [_run(r) for r in rows]
+
+
+def _bounds(
+    where: list[str], args: list[Any], column: str, since: float | None, until: float | None, before_id: int | None
+) -> None:
+    """Add a ``since <= column < until`` time range and the keyset cursor ``id < before_id``."""
+    for clause, value in ((f"{column} >= ?", since), (f"{column} < ?", until), ("id < ?", before_id)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+
+
+def run_triggers(db: sqlite_utils.Database) -> list[str]:
+    """The trigger kinds runs have (``manual``, ``rerun``, ``cron``...)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT trigger FROM runs ORDER BY trigger")]
+
+
+def search_firings(
+    db: sqlite_utils.Database,
+    *,
+    workflow: str | None = None,
+    statuses: Sequence[str] = ("missed", "skipped_overlap"),
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Firings that started no run, newest (by id) first; ``since``/``until`` bound the firing instant."""
+    if not statuses:
+        return []
+    where = [f"status IN ({','.join('?' * len(statuses))})"]
+    args: list[Any] = list(statuses)
+    if workflow is not None:
+        where.append("workflow = ?")
+        args.append(workflow)
+    _bounds(where, args, "instant", since, until, before_id)
+    text = (text or "").strip()
+    if text:
+        pattern = f"%{like_escape(text)}%"
+        where.append("(workflow LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\' OR trigger_id LIKE ? ESCAPE '\\')")
+        args.extend([pattern, pattern, pattern])
+    rows = db.execute(
+        "SELECT id, workflow, trigger_id, instant, status, reason, created FROM firings"
+        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+        [*args, int(limit)],
+    ).fetchall()
+    keys = ("id", "workflow", "trigger_id", "instant", "status", "reason", "created")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+@dataclass
+class LogPage:
+    """One page of log lines in capture order, and whether there are lines before and after it."""
+
+    lines: list[dict[str, Any]]
+    has_older: bool
+    has_newer: bool
+
+    @property
+    def first_id(self) -> int | None:
+        return self.lines[0]["id"] if self.lines else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.lines[-1]["id"] if self.lines else None
+
+
+def log_page(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    task_id: str | None = None,
+    attempt: int | None = None,
+    search: str | None = None,
+    after_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 200,
+) -> LogPage:
+    """At most ``limit`` log lines of a run (of a task, an attempt), in capture order.
+
+    Without a cursor: the first lines. ``after_id``: the lines after it (the
+    newer page); ``before_id``: the lines just before it (the older page).
+    ``search`` keeps lines containing it (``LIKE``, case-insensitive for ASCII,
+    ``%``/``_`` taken literally).
+    """
+    where, args = ["run_id = ?"], [run_id]
+    if task_id is not None:
+        where.append("task_id = ?")
+        args.append(task_id)
+    if attempt is not None:
+        where.append("attempt = ?")
+        args.append(attempt)
+    text = search or ""
+    if text:
+        where.append("line LIKE ? ESCAPE '\\'")
+        args.append(f"%{like_escape(text)}%")
+    base = " AND ".join(where)
+    cols = "SELECT id, task_id, attempt, ts, stream, line FROM logs"
+    if before_id is not None:
+        rows = db.execute(
+            f"{cols} WHERE {base} AND id < ? ORDER BY id DESC LIMIT ?", [*args, before_id, limit + 1]
+        ).fetchall()
+        has_older = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+        has_newer = True
+    else:
+        start = after_id or 0
+        rows = db.execute(
+            f"{cols} WHERE {base} AND id > ? ORDER BY id LIMIT ?", [*args, start, limit + 1]
+        ).fetchall()
+        has_newer = len(rows) > limit
+        rows = rows[:limit]
+        if rows:
+            has_older = bool(after_id) and db.execute(
+                f"SELECT 1 FROM logs WHERE {base} AND id < ? LIMIT 1", [*args, rows[0][0]]
+            ).fetchone() is not None
+        else:
+            has_older = bool(after_id)
+    lines = [{"id": r[0], "task": r[1], "attempt": r[2], "ts": r[3], "stream": r[4], "line": r[5]} for r in rows]
+    return LogPage(lines, has_older, has_newer)
+
+
+def request_resume(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Put a crashed run back in the queue, owned by nobody, so the scheduler takes it up; whether it was."""
+    with write_txn(db):
+        changed = db.execute(
+            "UPDATE runs SET status = 'queued', owner = NULL WHERE id = ? AND status = 'crashed'", [run_id]
+        ).rowcount
+    return bool(changed)
+
+
+def mark_cancel_requested(db: sqlite_utils.Database, run_id: int, *, at: float) -> bool:
+    """Record a request to cancel ``run_id`` (kept if one is pending); whether it was new."""
+    with write_txn(db):
+        return bool(db.execute(
+            "UPDATE runs SET cancel_requested = ? WHERE id = ? AND cancel_requested IS NULL", [at, run_id],
+        ).rowcount)

@@ -1,0 +1,337 @@
+"""The store's face: a Taskloom home opened for work, with the operations the CLI, the API and the web share.
+
+It turns user input (a file path or a stored name, ``key=value`` params) into
+validated documents, versions and runs, and records requests: a queued run,
+a re-run, a cancel. It never runs anything: :mod:`taskloom.runtime.execution`
+builds the runner that executes a queued run, and only runtime kills
+processes. Errors are :class:`UserError` with a message fit to print.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+import sqlite_utils
+
+from taskloom.core.logtext import LogLimits
+from taskloom.core.model import Workflow
+from taskloom.core.params import ParamError, resolve_params
+from taskloom.core.plan import tasks_to_rerun
+from taskloom.storage.plugins import load_registry
+from taskloom.core.registry import Registry
+from taskloom.core.states import TERMINAL_RUN_STATES, RunState, TaskState
+from taskloom.core.validation import Issue, parse_document, validate_document
+
+from taskloom.storage.config import Config, log_limits
+from taskloom.storage.db import StorageError, check_writable, connect, write_txn
+from taskloom.storage.heartbeat import Heartbeat
+from taskloom.storage.home import database_path, resolve_home
+from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
+from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested
+from taskloom.storage.scheduling import ensure_webhook_tokens
+from taskloom.storage.secrets import SecretError, SecretStore
+from taskloom.storage.workflows import NotFound, VersionInfo, document_by_hash, get_document, save_version
+
+__all__ = ["Workspace", "UserError", "Target", "storage_as_user_error"]
+
+log = logging.getLogger("taskloom.storage")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A mistake the user can fix; ``issues`` holds validation issues when there are any."""
+
+    def __init__(self, message: str, issues: list[Issue] | None = None, *, storage: StorageError | None = None) -> None:
+        super().__init__(message)
+        self.issues = issues or []
+        #: the database error behind this one, when the database could not be opened or written
+        self.storage = storage
+
+
+def storage_as_user_error(method: _F) -> _F:
+    """A database that cannot be written (full, read-only, locked too long) is reported like a user mistake:
+    the commands print the message, which names the path and the fix, and exit 1 without a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except StorageError as exc:
+            raise UserError(str(exc), storage=exc) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What ``taskloom run`` was pointed at, resolved."""
+
+    document: dict[str, Any]
+    workflow: Workflow
+    version: int | None  # None for a file that is not stored
+    source: str  # "store" | "file"
+    #: the folder relative paths resolve against: the file's, or the stored version's (None: the home)
+    folder: str | None = None
+
+
+class Workspace:
+    """The home folder and its database."""
+
+    #: the storage error that stopped the last run executed on this store, if one did
+    #: (:func:`taskloom.runtime.execution.execute` sets it)
+    storage_failure: StorageError | None = None
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None) -> None:
+        self.home = resolve_home(home)
+        self.db_path = database_path(self.home)
+        self.registry = registry or load_registry()
+        try:
+            self.db: sqlite_utils.Database = connect(self.db_path)
+        except StorageError as exc:
+            raise UserError(str(exc), storage=exc) from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @storage_as_user_error
+    def check_writable(self) -> None:
+        """Raise :class:`UserError` naming the database when it cannot be written (read-only, full, locked)."""
+        check_writable(self.db)
+
+    # -- documents ----------------------------------------------------------
+
+    def read_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read and validate a workflow file; raise :class:`UserError` with every issue."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return self.check_document(raw, source=str(path))
+
+    def check_document(self, raw: str | bytes, *, source: str = "<input>") -> dict[str, Any]:
+        doc, issues = parse_document(raw)
+        if not issues:
+            issues = validate_document(doc, self.registry)
+        if issues:
+            raise UserError(f"{source} is not a valid workflow ({len(issues)} problem(s))", issues)
+        return doc
+
+    def import_file(self, path: str | os.PathLike[str], *, message: str = "") -> tuple[VersionInfo, bool]:
+        """Store a file as a new version; return the version and whether it is new.
+
+        The file's folder is recorded: the workflow's relative paths (python
+        modules, databases, files, checkouts) resolve against it, wherever the
+        scheduler runs.
+        """
+        folder = os.path.dirname(os.path.abspath(path))
+        return self.save(self.read_file(path), message=message, origin=f"file:{os.path.abspath(path)}", folder=folder)
+
+    @storage_as_user_error
+    def save(
+        self, doc: Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None
+    ) -> tuple[VersionInfo, bool]:
+        """Validate and store ``doc`` as the next version; return the version and whether it is new.
+
+        ``origin`` says where it came from (``file:PATH``, ``designer``...);
+        ``folder`` None keeps the previous version's folder.
+        """
+        issues = validate_document(doc, self.registry)
+        if issues:
+            raise UserError(f"workflow {doc.get('name')!r} is not valid", issues)
+        try:
+            before = get_document(self.db, doc["name"])[0].version
+        except NotFound:
+            before = 0
+        info = save_version(self.db, doc, at=time.time(), message=message, origin=origin, folder=folder)
+        ensure_webhook_tokens(self.db, dict(doc))
+        return info, info.version != before
+
+    def export(self, name: str, version: int | None = None) -> dict[str, Any]:
+        try:
+            return get_document(self.db, name, version)[1]
+        except NotFound as exc:
+            raise UserError(str(exc)) from None
+
+    def target(self, name_or_file: str) -> Target:
+        """Resolve ``taskloom run``'s argument: an existing file, else a stored workflow's name."""
+        path = Path(name_or_file)
+        if path.is_file() or name_or_file.endswith(".json"):
+            doc = self.read_file(path)
+            return Target(doc, Workflow.from_document(doc), None, "file", os.path.dirname(os.path.abspath(path)))
+        try:
+            info, doc = get_document(self.db, name_or_file)
+        except NotFound as exc:
+            raise UserError(str(exc)) from None
+        return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+
+    # -- runs ---------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Heartbeat]:
+        """This process's heartbeat, held while it runs workflows.
+
+        Removing the heartbeat row on the way out is best effort: when the
+        database cannot be written then (a full disk), the row stays and other
+        processes see from the dead pid that this process is gone.
+        """
+        heartbeat = Heartbeat(self.db_path)
+        try:
+            heartbeat.start()
+        except StorageError:
+            self._stop_heartbeat(heartbeat)
+            raise
+        try:
+            yield heartbeat
+        finally:
+            self._stop_heartbeat(heartbeat)
+
+    @staticmethod
+    def _stop_heartbeat(heartbeat: Heartbeat) -> None:
+        try:
+            heartbeat.stop()
+        except StorageError as exc:
+            log.warning("could not remove this process's heartbeat row: %s", exc)
+
+    @storage_as_user_error
+    def start_run(
+        self,
+        target: Target,
+        params: Mapping[str, Any],
+        *,
+        owner: str | None = None,
+        from_text: bool = True,
+        trigger: str = "manual",
+        trigger_id: str | None = None,
+        trigger_payload: Any = None,
+        logical_time: float | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Check params and record a queued run; return its id and the resolved params."""
+        try:
+            resolved = resolve_params(target.workflow, params, from_text=from_text)
+        except ParamError as exc:
+            raise UserError(str(exc)) from None
+        run_id = create_run(
+            self.db, target.document, at=time.time(), params=resolved, version=target.version,
+            trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
+            source=target.source, owner=owner, folder=target.folder,
+        )
+        return run_id, resolved
+
+    def workflow_of(self, run: RunRecord) -> Workflow:
+        return Workflow.from_document(document_by_hash(self.db, run.document))
+
+    def secret_values(self) -> dict[str, str]:
+        try:
+            return SecretStore(self.db, self.home).values()
+        except SecretError as exc:
+            raise UserError(str(exc)) from None
+
+    def run_folder(self, run: RunRecord, *, default: str | None = None) -> str:
+        """The folder a run's relative paths resolve against: its version's or file's, else ``default``,
+        else the Taskloom home. Never the working directory of whichever process happens to run it."""
+        return run.folder or default or str(self.home)
+
+    def log_limits(self) -> LogLimits:
+        """The caps on stored log lines (``taskloom config set logs.max_line_bytes ...``)."""
+        try:
+            return log_limits(Config(self.db))
+        except ValueError as exc:  # a value stored around `taskloom config set`, which checks it
+            raise UserError(f"bad log cap in the configuration: {exc}; fix it with taskloom config set") from None
+
+    @storage_as_user_error
+    def claim_crashed(self, run_id: int, owner: str) -> RunRecord:
+        """Make ``owner`` the owner of a crashed run so it can resume it; explain when it cannot."""
+        run = self.run(run_id)
+        if run.status in (RunState.QUEUED.value, RunState.RUNNING.value):
+            raise UserError(f"run {run_id} is {run.status} in another process that is still alive; nothing to resume")
+        if run.status != RunState.CRASHED.value:
+            raise UserError(
+                f"run {run_id} already {run.status}; only crashed or interrupted runs resume"
+                f" (start it again with: taskloom rerun {run_id})"
+            )
+        with write_txn(self.db):
+            claimed = self.db.execute(
+                "UPDATE runs SET owner = ? WHERE id = ? AND status = 'crashed' AND owner IS ?",
+                [owner, run_id, self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()[0]],
+            ).rowcount
+        if not claimed:
+            raise UserError(f"run {run_id} was just taken up by another process")
+        return run
+
+    @storage_as_user_error
+    def rerun(self, run_id: int, *, owner: str | None, from_task: str | None = None, failed: bool = False) -> int:
+        """A new run of the same version, params and payload, reusing the results outside the re-run part."""
+        parent = self.run(run_id)
+        workflow = self.workflow_of(parent)
+        states = {t: TaskState(r.status) for t, r in parent.tasks.items()}
+        if from_task is not None and from_task not in workflow.tasks:
+            raise UserError(f"run {run_id} has no task {from_task!r}; its tasks: {', '.join(workflow.tasks)}")
+        if failed and not any(s.value in ("failed", "timed_out", "crashed", "cancelled") for s in states.values()):
+            raise UserError(f"run {run_id} has no failed task to re-run")
+        again = tasks_to_rerun(workflow, states, from_task=from_task, failed=failed)
+        doc = document_by_hash(self.db, parent.document)
+        with write_txn(self.db):
+            new_id = create_run(
+                self.db, doc, at=time.time(), params=parent.params, version=parent.version,
+                trigger="rerun", trigger_payload=parent.trigger_payload, logical_time=parent.logical_time,
+                parent_run_id=parent.id, source=parent.source, owner=owner, folder=parent.folder,
+            )
+            for task_id in workflow.tasks:
+                if task_id not in again:
+                    self.db.execute(
+                        "UPDATE task_states SET (status, output, skip_reason, reused_from) ="
+                        " (SELECT status, output, skip_reason, run_id FROM task_states WHERE run_id = ? AND task_id = ?)"
+                        " WHERE run_id = ? AND task_id = ?",
+                        [parent.id, task_id, new_id, task_id],
+                    )
+        return new_id
+
+    @storage_as_user_error
+    def request_cancel(self, run_id: int, *, owner: str) -> str:
+        """Ask for a run to be cancelled, from any process; the store kills nothing.
+
+        A run nobody has taken yet (queued, no owner) or one whose runner is
+        known dead and already recovered (crashed) runs no process: it is
+        cancelled here, ``"cancelled"``. Any other run gets a cancel request
+        that its runner, or the scheduler that recovers it, carries out:
+        ``"requested"``. ``"ended"`` when it had already ended.
+        :func:`taskloom.runtime.execution.cancel` also stops the tasks of a
+        runner that died, at once.
+        """
+        run = self.run(run_id)
+        if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+            return "ended"
+        if run.status in (RunState.QUEUED.value, RunState.CRASHED.value) and (
+                run.status == RunState.CRASHED.value or self.owner_of(run_id) is None):
+            waiting = Orphan(run_id, run.workflow, self.owner_of(run_id), run.status)
+            leftovers = cancel_orphan(self.db, waiting, owner=owner)
+            if leftovers is not None:
+                if leftovers:  # attempts still marked running: their processes are runtime's to end
+                    log.warning("run %d was cancelled with %d attempt(s) still marked running", run_id,
+                                len(leftovers))
+                return "cancelled"
+            run = self.run(run_id)
+            if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+                return "ended"
+        mark_cancel_requested(self.db, run_id, at=time.time())
+        return "requested"
+
+    def owner_of(self, run_id: int) -> str | None:
+        """The id of the process that owns ``run_id`` (runs it, or last did), or None."""
+        row = self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()
+        return row[0] if row else None
+
+    def run(self, run_id: int, *, attempts: bool = False) -> RunRecord:
+        try:
+            return get_run(self.db, run_id, with_attempts=attempts)
+        except NotFound as exc:
+            raise UserError(str(exc)) from None

@@ -1,0 +1,107 @@
+"""What every ``taskloom`` command shares: consoles, JSON output, the workspace, user errors."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
+
+from taskloom.storage.store import UserError, Workspace
+
+from taskloom.ui.cli import render
+
+__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "executor_options", "open_executor"]
+
+#: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
+PIPE_WIDTH = 65_536
+
+
+class _Console(Console):
+    """A rich console that wraps only on a terminal.
+
+    Written to a pipe or a file, rich would wrap at 80 columns, so one table
+    row (one run, one firing) would become two lines for grep, cut or awk.
+    There every line is printed whole instead; a terminal keeps its width.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def _workspace(ctx: click.Context) -> Iterator[Workspace]:
+    try:
+        ws = Workspace(ctx.obj["home"])
+    except UserError as exc:
+        raise _Fail(exc) from None
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def executor_options(function: Any) -> Any:
+    """``--executor local|dask`` and ``--dask-address`` (or TASKLOOM_DASK_ADDRESS)."""
+    function = click.option(
+        "--dask-address", envvar="TASKLOOM_DASK_ADDRESS", metavar="tcp://HOST:8786",
+        help="The Dask scheduler the dask executor submits to (env: TASKLOOM_DASK_ADDRESS).",
+    )(function)
+    return click.option(
+        "--executor", type=click.Choice(["local", "dask"]), default=None,
+        help="Where task attempts run: on this machine (default), or on a Dask cluster (default when a"
+        " Dask address is set).",
+    )(function)
+
+
+@contextmanager
+def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
+    """The chosen executor, closed on the way out; a clear error when it cannot be set up."""
+    from taskloom.runtime.executors import ExecutorError, create_executor
+
+    try:
+        executor = create_executor(name, dask_address=dask_address)
+    except ExecutorError as exc:
+        raise _Fail(str(exc)) from None
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+class _Fail(click.ClickException):
+    """A user mistake (exit 1), with validation issues printed before the message.
+
+    The message is plain text: it is escaped before it goes through rich, so a
+    ``[...]`` in a path, a name or a stored value is printed, not taken as markup.
+    """
+
+    def __init__(self, error: UserError | str) -> None:
+        super().__init__(str(error))
+        self.issues = error.issues if isinstance(error, UserError) else []
+
+    def show(self, file: Any = None) -> None:  # noqa: ARG002 (click's signature)
+        render.print_issues(err, self.issues)
+        err.print(f"[red]error:[/] {escape(self.format_message())}")
+
+
+

@@ -1,1 +1,0 @@
-"""User interfaces: the ``taskloom`` command line (``ui.cli``)."""
