@@ -39,6 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from taskloom.core.errors import StorageError
+
 from taskloom.storage import failpoints
 from taskloom.storage.sqlite import DRIVER, sqlite3, sqlite_utils
 
@@ -66,23 +68,6 @@ _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8
 #: each line (3.51.3 and every later release; 3.50.7, 3.44.6 as backports).
 WAL_RESET_FIXED = ((3, 44, 6), (3, 50, 7), (3, 51, 3))
 WAL_RESET_BUG = "the WAL-reset bug (sqlite.org/wal.html#walresetbug)"
-
-
-class StorageError(RuntimeError):
-    """The database cannot be opened or written; the message names the path and how to fix it.
-
-    ``path`` is the database file; ``kind`` is one of ``"full"`` (no space
-    left), ``"readonly"`` (read-only file or file system), ``"locked"``
-    (another process held the write lock past ``TASKLOOM_LOCK_TIMEOUT``),
-    ``"io"`` (an I/O error), ``"corrupt"`` or ``"open"`` (any other reason
-    it cannot be opened); ``reason`` is the short cause without the advice.
-    """
-
-    def __init__(self, message: str, *, path: str | Path | None = None, kind: str = "open", reason: str = "") -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-        self.kind = kind
-        self.reason = reason or message
 
 
 def _code(exc: sqlite3.Error) -> int | None:
@@ -159,7 +144,7 @@ def storage_error(exc: sqlite3.Error, path: str | Path, doing: str = "write to")
     else:
         return None
     return StorageError(f"cannot {doing} database {path}: {reason} ({exc}); {advice}", path=path, kind=kind,
-                        reason=reason)
+                        reason=reason, fix=advice)
 
 
 def _env_number(name: str, default: float) -> float:
@@ -230,6 +215,7 @@ def connect(
         raise StorageError(
             f"cannot open database {path}: cannot create its folder ({exc.strerror or exc});"
             " create it or set TASKLOOM_HOME to a writable folder", path=path, kind="open",
+            fix="create it or set TASKLOOM_HOME to a writable folder",
         ) from None
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_ms / 1000, check_same_thread=False)
@@ -356,6 +342,7 @@ def _begin(db: sqlite_utils.Database) -> None:
                         f"cannot write to database {path}: another process held the write lock for"
                         f" {waited:.1f} s ({LOCK_TIMEOUT_ENV} is {limit:g} s); see which with: fuser {path}",
                         path=path, kind="locked", reason=f"another process held the write lock for {waited:.1f} s",
+                        fix=f"see which with: fuser {path}",
                     ) from None
                 if waited - noticed >= _WAIT_NOTICE_EVERY or noticed == 0.0:
                     noticed = max(waited, 1e-9)
