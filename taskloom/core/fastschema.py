@@ -18,6 +18,8 @@ from typing import Any, Callable, Mapping
 
 from jsonschema import Draft202012Validator
 
+from taskloom.core.errors import InternalError
+
 __all__ = ["Unsupported", "Predicate", "compile_predicate", "predicate"]
 
 Predicate = Callable[[Any], bool]
@@ -51,8 +53,8 @@ def _all(checks: list[Predicate]) -> Predicate:
     return check
 
 
-class Unsupported(ValueError):
-    """The schema uses a keyword the fast predicate does not implement."""
+class Unsupported(InternalError, ValueError):
+    """The schema uses a keyword the fast predicate does not implement (:func:`predicate` falls back on it)."""
 
 
 def _is_number(x: Any) -> bool:

@@ -62,6 +62,7 @@ import schedule
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.model import Trigger
 from taskloom.core.schema import INTERVAL_UNITS, WEEKDAYS
 
@@ -97,11 +98,11 @@ class Firing:
     moved: str | None = None  # why DST moved it, or None
 
 
-class FiringError(ValueError):
-    """A trigger that cannot fire (bad config); the message names the field."""
+class FiringError(UserMistake, ValueError):
+    """A trigger that cannot fire (bad config); the message names the field (``place``: the trigger's id)."""
 
     def __init__(self, message: str, *, trigger: str = "", field: str = "") -> None:
-        super().__init__(f"trigger '{trigger}': {message}" if trigger else message)
+        super().__init__(f"trigger '{trigger}': {message}" if trigger else message, place=trigger)
         self.trigger = trigger
         self.field = field
 

@@ -11,6 +11,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from taskloom.core.errors import UserMistake
+
 __all__ = ["Issue", "DocumentError", "pointer", "did_you_mean", "json_type"]
 
 
@@ -33,12 +35,13 @@ class Issue:
         return f"{text} ({self.hint})" if self.hint else text
 
 
-class DocumentError(ValueError):
-    """A document that cannot be loaded; ``issues`` says every reason."""
+class DocumentError(UserMistake, ValueError):
+    """A document that cannot be loaded; ``issues`` says every reason (``place`` is the first one's path)."""
 
     def __init__(self, issues: Iterable[Issue]) -> None:
-        self.issues: list[Issue] = list(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
+        listed = list(issues)
+        super().__init__("\n".join(str(i) for i in listed), issues=listed, place=listed[0].path if listed else "")
+        self.issues: list[Issue] = listed
 
 
 def _escape(part: Any) -> str:

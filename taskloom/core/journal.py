@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ContextManager, Protocol, Sequence
 
+from taskloom.core.errors import Fenced
 from taskloom.core.states import RunState, TaskState
 
 __all__ = ["Journal", "LogLine", "UNSET", "Fenced", "TaskSnapshot", "RunSnapshot"]
@@ -35,10 +36,6 @@ class LogLine:
     ts: float
     stream: str  # "stdout" | "stderr" | "system"
     line: str
-
-
-class Fenced(RuntimeError):
-    """Another process took this run over; the runner must stop writing at once."""
 
 
 @dataclass

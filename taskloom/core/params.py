@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any, Mapping
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.model import Workflow
 
 __all__ = ["ParamError", "resolve_params", "parse_assignments", "convert", "type_matches"]
@@ -20,7 +21,7 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-class ParamError(ValueError):
+class ParamError(UserMistake, ValueError):
     """Bad run parameters; ``problems`` lists each one."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from taskloom.core.errors import InternalError
+
 __all__ = [
     "TaskState",
     "RunState",
@@ -108,8 +110,8 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
-class InvalidTransition(ValueError):
-    """A state change that the transition table does not allow."""
+class InvalidTransition(InternalError, ValueError):
+    """A state change that the transition table does not allow: a bug in whoever asked for it."""
 
 
 def check_task_transition(task_id: str, old: TaskState, new: TaskState) -> None:

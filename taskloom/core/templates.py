@@ -30,6 +30,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
+from taskloom.core.errors import UserMistake
+
 __all__ = [
     "TemplateError",
     "MAX_POWER_BITS",
@@ -50,7 +52,7 @@ ROOT_NAMES = frozenset({"params", "tasks", "run", "trigger", "secrets"})
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
 
-class TemplateError(ValueError):
+class TemplateError(UserMistake, ValueError):
     """A template that does not parse or cannot be rendered; the message says why."""
 
 

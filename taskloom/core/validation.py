@@ -28,6 +28,7 @@ import sys
 from itertools import accumulate, repeat
 from typing import Any, Iterable
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.graphcheck import check_cycles, check_edges
 from taskloom.core.issues import DocumentError, Issue, did_you_mean, json_type, pointer
 from taskloom.core.model import Workflow
@@ -168,8 +169,8 @@ def _bad_utf8(data: bytes, exc: UnicodeDecodeError) -> Issue:
     )
 
 
-class _ConstantError(ValueError):
-    pass
+class _ConstantError(UserMistake, ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a document: not JSON."""
 
 
 def _reject_constant(name: str) -> Any:

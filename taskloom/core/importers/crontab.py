@@ -40,6 +40,7 @@ import shlex
 from pathlib import PurePath
 from typing import Any
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.triggercheck import CRON_ALIASES, check_triggers
 from taskloom.core.importers.common import Ids, finish, literal, slug
 from taskloom.core.importers.report import ConversionError, Report, ReportItem
@@ -202,7 +203,7 @@ def has_user_column(text: str, filename: str = "") -> str | None:
     return None
 
 
-class _LineError(ValueError):
+class _LineError(UserMistake, ValueError):
     """A job line cron would read differently from what it seems to say: (message, hint)."""
 
 

@@ -29,13 +29,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.importers.common import literal
 
 __all__ = ["Context", "Translation", "Untranslatable", "translate_value", "translate_string",
            "translate_condition", "to_jinja", "parse"]
 
 
-class Untranslatable(ValueError):
+class Untranslatable(UserMistake, ValueError):
     """An expression (or part of one) with no Taskloom equivalent; the message says which part."""
 
 
