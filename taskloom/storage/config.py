@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.logtext import (
     DEFAULT_MAX_BYTES_PER_ATTEMPT, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES_PER_ATTEMPT, LogLimits,
 )
@@ -27,7 +28,7 @@ from taskloom.storage.db import write_txn
 __all__ = ["ConfigError", "ConfigKey", "KEYS", "Config", "log_limits"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserMistake, ValueError):
     """An unknown key or a value of the wrong type; the message says which and what is expected."""
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import sqlite_utils
 from cryptography.fernet import Fernet, InvalidToken
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.masking import KNOWN_SECRETS
 
 from taskloom.storage.db import write_txn
@@ -49,7 +50,7 @@ KEY_FILE = "secret.key"
 _KEY_WAIT_SECONDS = 2.0
 
 
-class SecretError(Exception):
+class SecretError(UserMistake):
     """A secret cannot be stored or read; the message says why and how to fix it."""
 
 

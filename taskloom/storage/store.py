@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import sqlite_utils
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.logtext import LogLimits
 from taskloom.core.model import Workflow
 from taskloom.core.params import ParamError, resolve_params
@@ -46,12 +47,16 @@ log = logging.getLogger("taskloom.storage")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class UserError(Exception):
-    """A mistake the user can fix; ``issues`` holds validation issues when there are any."""
+class UserError(UserMistake):
+    """A mistake the user can fix, as the Workspace reports it; ``issues`` holds validation issues when there are any.
 
-    def __init__(self, message: str, issues: list[Issue] | None = None, *, storage: StorageError | None = None) -> None:
-        super().__init__(message)
-        self.issues = issues or []
+    One of the user mistakes (:mod:`taskloom.core.errors`); ``except UserError`` catches what the Workspace
+    raises, not the rest of that family.
+    """
+
+    def __init__(self, message: str, issues: list[Issue] | None = None, *, storage: StorageError | None = None,
+                 place: str = "", hint: str = "") -> None:
+        super().__init__(message, issues=issues, place=place, hint=hint)
         #: the database error behind this one, when the database could not be opened or written
         self.storage = storage
 

@@ -14,16 +14,17 @@ from typing import Any, Mapping
 
 import sqlite_utils
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.model import canonical_json
 
 from taskloom.storage.db import write_txn
 
 __all__ = ["WorkflowInfo", "VersionInfo", "NotFound", "put_document", "save_version",
            "get_document", "list_workflows", "list_versions", "get_workflow", "document_by_hash",
-           "delete_workflow", "set_paused"]
+           "delete_workflow", "set_paused", "is_paused"]
 
 
-class NotFound(LookupError):
+class NotFound(UserMistake, LookupError):
     """A workflow, version or run that does not exist; the message says which."""
 
 
@@ -188,6 +189,12 @@ def set_paused(db: sqlite_utils.Database, name: str, paused: bool) -> None:
         changed = db.execute("UPDATE workflows SET paused = ? WHERE name = ?", [int(paused), name]).rowcount
         if not changed:
             get_workflow(db, name)  # raises NotFound naming the stored ones
+
+
+def is_paused(db: sqlite_utils.Database, name: str) -> bool:
+    """Whether the stored workflow ``name`` is paused now (False when there is none)."""
+    row = db.execute("SELECT paused FROM workflows WHERE name = ?", [name]).fetchone()
+    return bool(row and row[0])
 
 
 def delete_workflow(db: sqlite_utils.Database, name: str) -> int:
