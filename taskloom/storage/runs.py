@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import sqlite_utils
 
@@ -22,7 +22,8 @@ from taskloom.storage.workflows import NotFound, put_document
 
 __all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs", "mark_cancel_requested",
            "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page",
-           "request_resume", "run_triggers"]
+           "request_resume", "run_triggers", "RunOwnership", "run_ownership", "link_parent_run", "subworkflow_depth",
+           "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers", "run_workflow_names"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -437,3 +438,85 @@ def mark_cancel_requested(db: sqlite_utils.Database, run_id: int, *, at: float) 
         return bool(db.execute(
             "UPDATE runs SET cancel_requested = ? WHERE id = ? AND cancel_requested IS NULL", [at, run_id],
         ).rowcount)
+
+
+# -- what the scheduler, the runner's services and the pollers ask of one run ---------------------------
+
+
+class RunOwnership(NamedTuple):
+    """A run's state, the scheduler session that owns it (None: nobody) and its workflow."""
+
+    status: str
+    owner: str | None
+    workflow: str
+
+
+def run_ownership(db: sqlite_utils.Database, run_id: int) -> RunOwnership | None:
+    """Who owns ``run_id`` and in which state it is; None when there is no such run."""
+    row = db.execute("SELECT status, owner, workflow FROM runs WHERE id = ?", [run_id]).fetchone()
+    return None if row is None else RunOwnership(row[0], row[1], row[2])
+
+
+def link_parent_run(db: sqlite_utils.Database, run_id: int, parent_run_id: int) -> None:
+    """Record that ``run_id`` runs as a sub-workflow of (a task of) ``parent_run_id``."""
+    with write_txn(db):
+        db.execute("UPDATE runs SET parent_run_id = ? WHERE id = ?", [parent_run_id, run_id])
+
+
+def subworkflow_depth(db: sqlite_utils.Database, run_id: int) -> int:
+    """How many sub-workflow runs lead up to ``run_id`` (0 for a run nothing started as a sub-workflow).
+
+    The walk follows ``parent_run_id`` while the run was started by a ``subworkflow``
+    trigger: a re-run also names its parent, and ends the chain.
+    """
+    depth = 0
+    row = db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [run_id]).fetchone()
+    while row and row[0] == "subworkflow" and row[1] is not None:
+        depth += 1
+        row = db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [row[1]]).fetchone()
+    return depth
+
+
+def last_run_end(db: sqlite_utils.Database, workflow: str) -> float | None:
+    """When the last run of ``workflow`` that ended did so; None when none has."""
+    row = db.execute("SELECT max(ended) FROM runs WHERE workflow = ?", [workflow]).fetchone()
+    return row[0]
+
+
+def runs_ended_after(
+    db: sqlite_utils.Database, workflow: str, statuses: Sequence[str], after: float
+) -> list[tuple[int, str, float]]:
+    """Runs of ``workflow`` that ended in one of ``statuses`` after ``after``, in the order they ended.
+
+    Rows ``(id, status, ended)``; runs that ended at the same instant come in id order.
+    """
+    marks = ",".join("?" * len(statuses))
+    rows = db.execute(
+        f"SELECT id, status, ended FROM runs WHERE workflow = ? AND status IN ({marks}) AND ended > ?"
+        " ORDER BY ended, id",
+        [workflow, *statuses, after],
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def reused_from(db: sqlite_utils.Database, run_id: int, task_id: str) -> int | None:
+    """The run whose result a task of ``run_id`` reused instead of running (a re-run), or None."""
+    row = db.execute(
+        "SELECT reused_from FROM task_states WHERE run_id = ? AND task_id = ?", [run_id, task_id]
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def attempt_numbers(db: sqlite_utils.Database, run_id: int, task_id: str) -> list[int]:
+    """The numbers of a task's attempts in ``run_id``, in order (1, 2, ...); empty before its first."""
+    return [r[0] for r in db.execute(
+        "SELECT number FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY number", [run_id, task_id]
+    )]
+
+
+def run_workflow_names(db: sqlite_utils.Database) -> list[str]:
+    """Every name a run may carry: the stored workflows (by name), then those of runs of files, each once."""
+    names = [r[0] for r in db.execute("SELECT name FROM workflows ORDER BY name")]
+    names += [r[0] for r in db.execute("SELECT DISTINCT workflow FROM runs WHERE source != 'store'")
+              if r[0] not in names]
+    return names

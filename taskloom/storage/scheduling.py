@@ -26,7 +26,8 @@ from taskloom.storage.db import write_txn
 __all__ = ["Lease", "acquire_lease", "renew_lease", "release_lease", "lease_info", "claim_firing",
            "TriggerState", "trigger_state", "save_trigger_state", "active_runs", "webhook_token",
            "ensure_webhook_tokens", "queued_firings", "set_firing", "list_firings", "wake_scheduler",
-           "scheduler_running", "record_api_address", "api_address"]
+           "scheduler_running", "record_api_address", "api_address", "holds_lease", "settle_claimed_firing",
+           "mark_firing_started", "claimed_firings", "requested_runs", "claim_requested_run", "crashed_runs"]
 
 LEASE = "scheduler"
 
@@ -257,3 +258,82 @@ def api_address(db: sqlite_utils.Database, *, now: float | None = None) -> str |
 
 def _pid_exists(pid: int) -> bool:
     return process_alive(pid, None)
+
+
+# -- what the scheduler's loop asks and records (fenced by its lease) ---------------------------------
+
+
+def holds_lease(db: sqlite_utils.Database, lease: Lease) -> bool:
+    """Whether ``lease`` (its holder and token) is still the scheduler lease.
+
+    Read it as the first statement of a write transaction (``with write_txn(db)``)
+    and the answer holds until that transaction ends: ``BEGIN IMMEDIATE`` keeps
+    any other scheduler from taking the lease over meanwhile.
+    """
+    return db.execute(
+        "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND token = ?",
+        [LEASE, lease.holder, lease.token],
+    ).fetchone() is not None
+
+
+def settle_claimed_firing(db: sqlite_utils.Database, firing_id: int, *, status: str, reason: str) -> bool:
+    """Record what became of a firing still ``claimed`` (skipped for overlap, queued); whether it was still claimed.
+
+    Joins the caller's transaction: the scheduler calls it inside its lease check (:func:`holds_lease`).
+    """
+    with write_txn(db):
+        return bool(db.execute(
+            "UPDATE firings SET status = ?, reason = ? WHERE id = ? AND status = 'claimed'",
+            [status, reason, firing_id],
+        ).rowcount)
+
+
+def mark_firing_started(db: sqlite_utils.Database, firing_id: int, run_id: int, lease: Lease) -> bool:
+    """Link a claimed or queued firing to the run it started, if ``lease`` still holds; whether it did.
+
+    Call it in the transaction that created the run: False means the lease was
+    taken over (or the firing started already), and the caller must roll the
+    run back by raising, so that a stalled former holder never starts a firing twice.
+    """
+    with write_txn(db):
+        return bool(db.execute(
+            "UPDATE firings SET status = 'started', run_id = ? WHERE id = ? AND status IN ('claimed', 'queued')"
+            " AND EXISTS (SELECT 1 FROM scheduler_lease WHERE holder = ? AND token = ?)",
+            [run_id, firing_id, lease.holder, lease.token],
+        ).rowcount)
+
+
+def claimed_firings(db: sqlite_utils.Database) -> list[tuple[int, str, str, float, Any]]:
+    """Firings claimed but never started (their scheduler died in between), oldest instant first.
+
+    Rows ``(id, workflow, trigger_id, instant, payload)``, the payload decoded from JSON, as :func:`queued_firings`.
+    """
+    rows = db.execute(
+        "SELECT f.id, f.workflow, f.trigger_id, f.instant, f.payload FROM firings f"
+        " WHERE f.status = 'claimed' AND f.run_id IS NULL ORDER BY f.instant"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], None if r[4] is None else json.loads(r[4])) for r in rows]
+
+
+def requested_runs(db: sqlite_utils.Database) -> list[int]:
+    """Queued runs nobody owns (from the API, ``taskloom trigger``, a re-run, a resume), oldest first."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM runs WHERE status = 'queued' AND owner IS NULL ORDER BY id"
+    ).fetchall()]
+
+
+def claim_requested_run(db: sqlite_utils.Database, run_id: int, owner: str) -> bool:
+    """Make ``owner`` the owner of a queued run nobody owns; whether it did (False: someone else took it).
+
+    Joins the caller's transaction: the scheduler calls it inside its lease check (:func:`holds_lease`).
+    """
+    with write_txn(db):
+        return bool(db.execute(
+            "UPDATE runs SET owner = ? WHERE id = ? AND owner IS NULL AND status = 'queued'",
+            [owner, run_id],
+        ).rowcount)
+
+
+def crashed_runs(db: sqlite_utils.Database) -> list[int]:
+    """Ids of the runs recorded crashed, oldest first: an active scheduler resumes them."""
+    return [r[0] for r in db.execute("SELECT id FROM runs WHERE status = 'crashed' ORDER BY id").fetchall()]
