@@ -16,12 +16,14 @@ from typing import Any, Mapping
 
 import sqlite_utils
 
+from taskloom.core.errors import UserMistake
+
 __all__ = ["poll_files", "poll_git", "poll_workflow", "PollError"]
 
 GIT_TIMEOUT = 120
 
 
-class PollError(RuntimeError):
+class PollError(UserMistake, RuntimeError):
     """A poll failed (missing folder, git error); the message says what and where."""
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Protocol
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.registry import TaskType
 from taskloom.runtime.tasks.base import AttemptContext, AttemptResult, TaskFunction
 
@@ -29,7 +30,7 @@ EXECUTORS = ("local", "dask")
 DASK_ADDRESS_ENV = "TASKLOOM_DASK_ADDRESS"
 
 
-class ExecutorError(Exception):
+class ExecutorError(UserMistake):
     """An executor cannot be set up (no Dask installed, cluster unreachable); the message says why."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskloom.core.errors import TaskFailure
 from taskloom.core.pathguard import containing_root, is_within, outside_roots_message, pattern_problem
 from taskloom.core.states import TaskState
 from taskloom.runtime.tasks.base import AttemptContext, AttemptResult
@@ -50,7 +51,7 @@ _WATERMARK = "watermark"
 _CONFLICTS_SHOWN = 5
 
 
-class TaskProblem(Exception):
+class TaskProblem(TaskFailure):
     """Why the task cannot go on; ``retriable`` says whether another attempt could help."""
 
     def __init__(self, message: str, *, retriable: bool) -> None:

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from taskloom.core.errors import TaskFailure
 from taskloom.runtime.process import run_process
 from taskloom.core.states import TaskState
 from taskloom.runtime.tasks.base import AttemptContext, AttemptResult, result_from_process
@@ -60,7 +61,7 @@ _PERMANENT = (
 _SCP_LIKE = re.compile(r"^[^/]*:")  # user@host:path, as git reads it: a colon before any slash
 
 
-class _Stop(Exception):
+class _Stop(TaskFailure):
     """Ends the attempt with ``result``."""
 
     def __init__(self, result: AttemptResult) -> None:

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from taskloom.core.errors import TaskFailure
 from taskloom.core.specs.http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from taskloom.core.states import TaskState
 from taskloom.runtime.tasks.base import AttemptContext, AttemptResult, TaskServices
@@ -67,7 +68,7 @@ _SENSITIVE = re.compile(r"key|token|secret|passw|pwd|signature|^sig$|auth|creden
 _T = TypeVar("_T")
 
 
-class SpecError(ValueError):
+class SpecError(TaskFailure, ValueError):
     """Parameters that cannot make a request; retrying cannot help."""
 
 
@@ -352,7 +353,7 @@ def _shutdown(sock: socket.socket) -> None:
 # -- the exchange -------------------------------------------------------------------
 
 
-class _Stopped(Exception):
+class _Stopped(TaskFailure):
     """The exchange was aborted from the attempt's thread."""
 
 

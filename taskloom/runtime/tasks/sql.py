@@ -40,6 +40,7 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from taskloom.core.errors import TaskFailure
 from taskloom.core.specs.sql import DEFAULT_BATCH_SIZE, DEFAULT_MAX_ROWS
 from taskloom.core.states import TaskState
 from taskloom.runtime.tasks.base import AttemptContext, AttemptResult
@@ -78,7 +79,7 @@ INSTALL = "pip install 'taskloom[sql]'"
 # -- how an attempt ends early -------------------------------------------------
 
 
-class SqlFailure(Exception):
+class SqlFailure(TaskFailure):
     """Ends an attempt with ``status`` and a message; ``retriable`` says whether another attempt may help."""
 
     def __init__(self, message: str, *, retriable: bool = False, status: TaskState = TaskState.FAILED) -> None:
