@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 from taskloom.core.firing import FiringError, firings_between, next_firings
 from taskloom.core.fireplan import MISFIRE_GRACE, overlap_action, plan_due
-from taskloom.core.journal import Fenced
+from taskloom.core.errors import Fenced, TaskloomError, storage_failure
 from taskloom.core.model import Trigger, Workflow
 from taskloom.core.states import RunState
 from taskloom.storage import failpoints
@@ -78,10 +78,6 @@ def _short(exc: Exception) -> str:
     return f"{reason} ({path})" if reason and path else str(exc)
 
 
-class _Fenced(Exception):
-    """Our lease was taken over while we were starting a firing; the new holder starts it."""
-
-
 @dataclass
 class _Active:
     threads: dict[int, threading.Thread] = field(default_factory=dict)
@@ -102,6 +98,9 @@ class _StorageTrouble:
     logged_at: float
     pause: float
 
+
+#: What :class:`Fenced` says when our lease was taken over while we were starting a firing (the new holder starts it).
+_LEASE_TAKEN = "another scheduler holds the lease now"
 
 #: Seconds between SIGTERM and SIGKILL for the processes a dead runner left behind.
 KILL_GRACE = 5.0
@@ -203,14 +202,15 @@ class Scheduler:
         while not self.stop_event.is_set():
             try:
                 wake_at, renew_at = self._step(renew_at)
-            except (StorageError, sqlite3.OperationalError) as exc:
-                # The database cannot be written (or read): log it, keep the loop alive, try again later.
-                self._storage_failed(exc)
-                continue
-            except UserError as exc:
-                if exc.storage is None:
+            except TaskloomError as exc:
+                trouble = storage_failure(exc)  # a StorageError, or the one a UserError was made of
+                if trouble is None:
                     raise
-                self._storage_failed(exc.storage)
+                # The database cannot be written (or read): log it, keep the loop alive, try again later.
+                self._storage_failed(trouble)
+                continue
+            except sqlite3.OperationalError as exc:  # a failed read the storage layer left as the driver's
+                self._storage_failed(exc)
                 continue
             self._sleep_until(wake_at)
 
@@ -240,7 +240,7 @@ class Scheduler:
             if self._trouble is not None or self._active.stranded:
                 self._after_storage_trouble()
             due = self._tick(self.clock())
-        except _Fenced:
+        except Fenced:  # the scheduler lease, here: a run's own fencing happens on its thread
             log.warning("lost the scheduler lease while starting a run; standing by")
             self.lease = None
             return now, renew_at
@@ -418,14 +418,14 @@ class Scheduler:
 
     @contextmanager
     def _fenced(self) -> Iterator[None]:
-        """A write transaction that first checks we still hold the lease (with our token); else :class:`_Fenced`."""
+        """A write transaction that first checks we still hold the lease (with our token); else :class:`Fenced`."""
         lease = self.lease
         with write_txn(self.ws.db):
             if lease is None or self.ws.db.execute(
                 "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND token = ?",
                 [LEASE, lease.holder, lease.token],
             ).fetchone() is None:
-                raise _Fenced()
+                raise Fenced(_LEASE_TAKEN)
             yield
 
     def _set_claimed_firing(self, firing_id: int, status: str, reason: str) -> None:
@@ -473,7 +473,7 @@ class Scheduler:
                 [run_id, firing_id, self.lease.holder, self.lease.token],
             ).rowcount
             if not started:
-                raise _Fenced()
+                raise Fenced(_LEASE_TAKEN)
         self._execute(run_id)
 
     def _start_claimed_firings(self) -> None:
@@ -489,7 +489,7 @@ class Scheduler:
             try:
                 self._start_firing(firing_id, name, trigger or "schedule", instant,
                                    None if payload is None else json.loads(payload))
-            except _Fenced:
+            except Fenced:
                 return
 
     def _start_queued_firings(self) -> None:
@@ -551,7 +551,7 @@ class Scheduler:
                 if ws.storage_failure is not None:  # logged; the runner killed the run's tasks
                     self._strand(run_id, ws.storage_failure)
             except (StorageError, UserError) as exc:
-                if isinstance(exc, UserError) and exc.storage is None:
+                if storage_failure(exc) is None:
                     log.error("run %d cannot run: %s", run_id, exc)
                     return
                 log.error("run %d could not start: %s; it starts once the database can be written", run_id, exc)
