@@ -6,6 +6,11 @@ each step became, what to check, what to replace). It never stores
 anything and does no I/O; the CLI (``taskloom import --from``) and the
 designer's import dialog call it and decide what to do with the result.
 
+A file's content is read and parsed once: :class:`Content` holds it with
+what it parsed to, and :func:`sniff`, :func:`detect_format` and :func:`convert`
+take one in place of the raw content, so that recognising a file, converting
+it and storing it never parse it again.
+
 ``source="auto"`` recognises the format (:func:`sniff`): a JSON object with
 ``format: taskloom/v1``, an n8n export (``nodes`` and ``connections``), a
 Logic Apps definition (``triggers``/``actions``, a ``definition`` wrapper or
@@ -19,10 +24,11 @@ whose issues say where (a JSON pointer or a line) and how to fix it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from taskloom.core.model import FORMAT
-from taskloom.core.validation import parse_document
+from taskloom.core.validation import Issue, parse_document
 from taskloom.core.importers.crontab import convert_crontab, looks_like_crontab
 from taskloom.core.importers.logicapps import convert_logicapps, looks_like_logicapps
 from taskloom.core.importers.n8n import convert_n8n, looks_like_n8n
@@ -32,6 +38,7 @@ __all__ = [
     "FORMATS",
     "SOURCES",
     "FORMAT_TITLES",
+    "Content",
     "Conversion",
     "ConversionError",
     "ReportItem",
@@ -82,14 +89,46 @@ def _json_like(text: str, filename: str) -> bool:
     return text.lstrip()[:1] in ("{", "[") or filename.lower().endswith(".json")
 
 
-def sniff(raw: str | bytes, filename: str = "") -> str | None:
-    """The format of a file's content, or None when it is none of them (or unreadable JSON)."""
-    try:
-        text = _text(raw)
-    except ConversionError:
-        return None
-    if _json_like(text, filename):
-        data, issues = parse_document(text)
+@dataclass(frozen=True)
+class Content:
+    """A file's content, decoded and (when it looks like JSON) parsed at most once, when first asked.
+
+    What recognising a file, converting it and storing it share instead of its
+    text: ``Content(raw, filename)``, then :func:`sniff`, :func:`convert` or
+    the store's import take it, and none of them parses it again.
+    """
+
+    #: the file's content, as read (bytes) or given (text)
+    raw: str | bytes
+    #: its name, a hint: a ``.json`` name is read as JSON
+    filename: str = ""
+
+    @cached_property
+    def text(self) -> str | None:
+        """The content as text (a UTF-8 byte order mark dropped), or None when it is not UTF-8."""
+        try:
+            return _text(self.raw)
+        except ConversionError:
+            return None
+
+    @cached_property
+    def parsed(self) -> tuple[Any, list[Issue]] | None:
+        """What :func:`parse_document` made of the content (document, issues), or None when it does not look
+        like JSON. The content as read is parsed, so its size is the file's, byte order mark included."""
+        text = self.text
+        if text is None or not _json_like(text, self.filename):
+            return None
+        return parse_document(self.raw)
+
+    @cached_property
+    def format(self) -> str | None:
+        """The format it is in, or None when it is none of them (or unreadable JSON): what :func:`sniff` says."""
+        text = self.text
+        if text is None:
+            return None
+        if self.parsed is None:
+            return "crontab" if looks_like_crontab(text, strict=False) else None
+        data, issues = self.parsed
         if issues:
             return None
         if isinstance(data, dict) and (data.get("format") == FORMAT or ("format" in data and "tasks" in data)):
@@ -99,17 +138,26 @@ def sniff(raw: str | bytes, filename: str = "") -> str | None:
         if looks_like_logicapps(data):
             return "logicapps"
         return None
-    return "crontab" if looks_like_crontab(text, strict=False) else None
 
 
-def detect_format(raw: str | bytes, filename: str = "") -> str:
+def _content(raw: str | bytes | Content, filename: str) -> Content:
+    return raw if isinstance(raw, Content) else Content(raw, filename)
+
+
+def sniff(raw: str | bytes | Content, filename: str = "") -> str | None:
+    """The format of a file's content, or None when it is none of them (or unreadable JSON)."""
+    return _content(raw, filename).format
+
+
+def detect_format(raw: str | bytes | Content, filename: str = "") -> str:
     """Like :func:`sniff`, but raises :class:`ConversionError` saying what the content is not."""
-    found = sniff(raw, filename)
-    if found is not None:
-        return found
-    text = _text(raw)
-    if _json_like(text, filename):
-        _, issues = parse_document(text)
+    content = _content(raw, filename)
+    if content.format is not None:
+        return content.format
+    if content.text is None:
+        _text(content.raw)  # raises, naming the line of the bad byte
+    if content.parsed is not None:
+        _, issues = content.parsed
         if issues:
             raise ConversionError(issues)
         raise ConversionError.at("", f"this JSON is not {_WHAT}",
@@ -123,15 +171,16 @@ def _line_order(item: ReportItem) -> int:
     return int(item.path.split()[1]) if item.path.startswith("line ") else 1 << 30
 
 
-def _json(text: str) -> Any:
-    data, issues = parse_document(text)
+def _json(text: str, content: Content | None) -> Any:
+    """The JSON of the content: parsed already when ``content`` looks like JSON, else parsed now."""
+    data, issues = content.parsed if content is not None and content.parsed is not None else parse_document(text)
     if issues:
         raise ConversionError(issues)
     return data
 
 
 def convert(
-    raw: str | bytes,
+    raw: str | bytes | Content,
     source: str = "auto",
     *,
     filename: str = "",
@@ -146,16 +195,23 @@ def convert(
     local time); ``user_column`` whether a crontab's jobs name a user before
     the command, as in ``/etc/crontab`` (None: recognised from the file).
     Raises :class:`ConversionError` for input that cannot be read.
+    ``raw`` may be a :class:`Content` whose format was recognised already:
+    it is not parsed again.
     """
     if source not in FORMATS:
         raise ConversionError.at("", f"unknown format {source!r}", f"use one of {', '.join(FORMATS)}")
-    text = _text(raw)
+    content = raw if isinstance(raw, Content) else None
+    if content is None:
+        text = _text(raw)
+    else:
+        text = content.text if content.text is not None else _text(content.raw)  # raises: not UTF-8
     if not text.strip():
         raise ConversionError.at("", "the file is empty", f"give {_WHAT}")
     if source == "auto":
-        source = detect_format(text, filename)
+        content = _content(raw, filename)  # recognising JSON parses it: converting it uses that
+        source = detect_format(content)
     if source == "taskloom":
-        doc = _json(text)
+        doc = _json(text, content)
         if isinstance(doc, dict) and name:
             doc = {**doc, "name": name}
         return Conversion("taskloom", [doc])
@@ -166,7 +222,7 @@ def convert(
                                        user_column=user_column)
         report = sorted([*notes, *(item for _, items in pairs for item in items)], key=_line_order)
         return Conversion("crontab", [d for d, _ in pairs], report)
-    data = _json(text)
+    data = _json(text, content)
     convert_json = convert_logicapps if source == "logicapps" else convert_n8n
     if source == "n8n" and isinstance(data, dict) and "format" in data and "nodes" not in data:
         raise ConversionError.at("", "this is not an n8n export: it has no 'nodes' list and 'connections' object",
