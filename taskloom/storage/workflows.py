@@ -20,7 +20,7 @@ from taskloom.core.model import canonical_json
 from taskloom.storage.db import write_txn
 
 __all__ = ["WorkflowInfo", "VersionInfo", "NotFound", "put_document", "save_version",
-           "get_document", "list_workflows", "list_versions", "get_workflow", "document_by_hash",
+           "get_document", "get_version", "list_workflows", "list_versions", "get_workflow", "document_by_hash",
            "delete_workflow", "set_paused", "is_paused"]
 
 
@@ -153,12 +153,16 @@ def get_workflow(db: sqlite_utils.Database, name: str) -> WorkflowInfo:
     return WorkflowInfo(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
 
 
+def get_version(db: sqlite_utils.Database, name: str, version: int | None = None) -> VersionInfo:
+    """A stored workflow's version (its current one unless ``version`` is given), without reading its document."""
+    return _version(db, name, get_workflow(db, name).version if version is None else version)
+
+
 def get_document(
     db: sqlite_utils.Database, name: str, version: int | None = None
 ) -> tuple[VersionInfo, dict[str, Any]]:
     """A stored workflow's document, at its current version unless ``version`` is given."""
-    info = get_workflow(db, name)
-    v = _version(db, name, info.version if version is None else version)
+    v = get_version(db, name, version)
     return v, document_by_hash(db, v.document)
 
 
