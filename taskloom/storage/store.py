@@ -14,9 +14,9 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, MutableMapping, TypeVar
 
 import sqlite_utils
 
@@ -38,9 +38,11 @@ from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
 from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested
 from taskloom.storage.scheduling import ensure_webhook_tokens
 from taskloom.storage.secrets import SecretError, SecretStore
-from taskloom.storage.workflows import NotFound, VersionInfo, document_by_hash, get_document, save_version
+from taskloom.storage.workflows import (
+    NotFound, VersionInfo, document_by_hash, get_document, get_version, save_version,
+)
 
-__all__ = ["Workspace", "UserError", "Target", "storage_as_user_error"]
+__all__ = ["Workspace", "UserError", "Target", "Checked", "storage_as_user_error"]
 
 log = logging.getLogger("taskloom.storage")
 
@@ -73,6 +75,38 @@ def storage_as_user_error(method: _F) -> _F:
             raise UserError(str(exc), storage=exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: what only this module's checks hold: a :class:`Checked` made anywhere else is refused
+_VALIDATED = object()
+
+
+@dataclass(frozen=True, eq=False)
+class Checked:
+    """A document that passed validation against a store's task types: what :meth:`Workspace.save` stores
+    without validating it again.
+
+    Only the store's checks make one (:meth:`Workspace.check`,
+    :meth:`Workspace.check_parsed`, :meth:`Workspace.validate`), so holding one
+    proves the document was validated; ``save`` validates again only a
+    document checked against another registry. Its :attr:`workflow` is built
+    the first time it is asked for. Do not change ``document`` afterwards:
+    the change would not be validated.
+    """
+
+    document: dict[str, Any]
+    registry: Registry = field(repr=False)
+    _proof: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._proof is not _VALIDATED:
+            raise TypeError("a Checked document comes from Workspace.check, check_parsed or validate, which"
+                            " validate it")
+
+    @functools.cached_property
+    def workflow(self) -> Workflow:
+        """The model of the document, built once."""
+        return Workflow.from_document(self.document)
 
 
 @dataclass(frozen=True)
@@ -112,48 +146,85 @@ class Workspace:
         check_writable(self.db)
 
     # -- documents ----------------------------------------------------------
+    #
+    # Each document is read, parsed and validated once: what travels from one
+    # step to the next is the parse (document, issues) and then a Checked
+    # document, never the text again.
+
+    @staticmethod
+    def _read(path: str | os.PathLike[str]) -> bytes:
+        path = Path(path)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
     def read_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Read and validate a workflow file; raise :class:`UserError` with every issue."""
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-        return self.check_document(raw, source=str(path))
+        return self.check(self._read(path), source=str(Path(path))).document
 
     def check_document(self, raw: str | bytes, *, source: str = "<input>") -> dict[str, Any]:
-        doc, issues = parse_document(raw)
-        if not issues:
-            issues = validate_document(doc, self.registry)
-        if issues:
-            raise UserError(f"{source} is not a valid workflow ({len(issues)} problem(s))", issues)
-        return doc
+        """Parse and validate ``raw``; the document, or :class:`UserError` with every issue."""
+        return self.check(raw, source=source).document
 
-    def import_file(self, path: str | os.PathLike[str], *, message: str = "") -> tuple[VersionInfo, bool]:
+    def check(self, raw: str | bytes, *, source: str = "<input>") -> Checked:
+        """Parse and validate ``raw`` once; the :class:`Checked` document, or :class:`UserError` with every issue."""
+        doc, issues = parse_document(raw)
+        return self.check_parsed(doc, issues, source=source)
+
+    def check_parsed(self, doc: Any, issues: list[Issue], *, source: str = "<input>") -> Checked:
+        """Validate what :func:`~taskloom.core.validation.parse_document` made of ``source`` (``issues``: its
+        parse issues), without parsing it again; the :class:`Checked` document, or :class:`UserError`."""
+        checked = None
+        if not issues:
+            checked, issues = self.validate(doc)
+        if checked is None:
+            raise UserError(f"{source} is not a valid workflow ({len(issues)} problem(s))", issues)
+        return checked
+
+    def validate(self, doc: Any) -> tuple[Checked | None, list[Issue]]:
+        """Validate a document against this store's task types: ``(Checked, [])``, or ``(None, every issue)``."""
+        issues = validate_document(doc, self.registry)
+        return (None, issues) if issues else (Checked(doc, self.registry, _VALIDATED), [])
+
+    def import_file(
+        self, path: str | os.PathLike[str], *, message: str = "", raw: bytes | None = None,
+        parsed: tuple[Any, list[Issue]] | None = None,
+    ) -> tuple[VersionInfo, bool]:
         """Store a file as a new version; return the version and whether it is new.
 
-        The file's folder is recorded: the workflow's relative paths (python
-        modules, databases, files, checkouts) resolve against it, wherever the
-        scheduler runs.
+        ``raw`` is the file's content when the caller has read it already, and
+        ``parsed`` what :func:`~taskloom.core.validation.parse_document` made of
+        it: the file is then not read (or parsed) again. The file's folder is
+        recorded: the workflow's relative paths (python modules, databases,
+        files, checkouts) resolve against it, wherever the scheduler runs.
         """
+        if parsed is None:
+            parsed = parse_document(self._read(path) if raw is None else raw)
+        checked = self.check_parsed(*parsed, source=str(Path(path)))
         folder = os.path.dirname(os.path.abspath(path))
-        return self.save(self.read_file(path), message=message, origin=f"file:{os.path.abspath(path)}", folder=folder)
+        return self.save(checked, message=message, origin=f"file:{os.path.abspath(path)}", folder=folder)
 
     @storage_as_user_error
     def save(
-        self, doc: Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None
+        self, doc: Checked | Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None
     ) -> tuple[VersionInfo, bool]:
-        """Validate and store ``doc`` as the next version; return the version and whether it is new.
+        """Store ``doc`` as the next version; return the version and whether it is new.
 
-        ``origin`` says where it came from (``file:PATH``, ``designer``...);
-        ``folder`` None keeps the previous version's folder.
+        A :class:`Checked` document is stored as it is; any other is validated
+        first (:class:`UserError` with every issue). ``origin`` says where it
+        came from (``file:PATH``, ``designer``...); ``folder`` None keeps the
+        previous version's folder.
         """
-        issues = validate_document(doc, self.registry)
-        if issues:
-            raise UserError(f"workflow {doc.get('name')!r} is not valid", issues)
+        if isinstance(doc, Checked) and doc.registry is self.registry:
+            doc = doc.document
+        else:
+            doc = doc.document if isinstance(doc, Checked) else doc
+            issues = validate_document(doc, self.registry)
+            if issues:
+                raise UserError(f"workflow {doc.get('name')!r} is not valid", issues)
         try:
-            before = get_document(self.db, doc["name"])[0].version
+            before = get_version(self.db, doc["name"]).version
         except NotFound:
             before = 0
         info = save_version(self.db, doc, at=time.time(), message=message, origin=origin, folder=folder)
@@ -166,17 +237,31 @@ class Workspace:
         except NotFound as exc:
             raise UserError(str(exc)) from None
 
-    def target(self, name_or_file: str) -> Target:
-        """Resolve ``taskloom run``'s argument: an existing file, else a stored workflow's name."""
+    def target(
+        self, name_or_file: str, *, parsed: MutableMapping[tuple[str, int], Workflow] | None = None
+    ) -> Target:
+        """Resolve ``taskloom run``'s argument: an existing file, else a stored workflow's name.
+
+        ``parsed`` holds stored workflows already built, by (name, version)
+        (the scheduler's): the current version found there is neither read
+        nor parsed again, and one that is not is added.
+        """
         path = Path(name_or_file)
         if path.is_file() or name_or_file.endswith(".json"):
-            doc = self.read_file(path)
-            return Target(doc, Workflow.from_document(doc), None, "file", os.path.dirname(os.path.abspath(path)))
+            checked = self.check(self._read(path), source=str(path))
+            return Target(checked.document, checked.workflow, None, "file", os.path.dirname(os.path.abspath(path)))
         try:
-            info, doc = get_document(self.db, name_or_file)
+            if parsed is None:
+                info, doc = get_document(self.db, name_or_file)
+                return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+            info = get_version(self.db, name_or_file)
+            workflow = parsed.get((info.workflow, info.version))
+            if workflow is None:
+                workflow = parsed[(info.workflow, info.version)] = Workflow.from_document(
+                    document_by_hash(self.db, info.document))
         except NotFound as exc:
             raise UserError(str(exc)) from None
-        return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+        return Target(dict(workflow.document), workflow, info.version, "store", info.folder)
 
     # -- runs ---------------------------------------------------------------
 

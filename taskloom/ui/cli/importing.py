@@ -30,9 +30,9 @@ from typing import Any
 
 from rich.markup import escape
 
-from taskloom.core.importers import FORMAT_TITLES, Conversion, ConversionError, convert
+from taskloom.core.importers import FORMAT_TITLES, Content, Conversion, ConversionError, convert
 from taskloom.core.model import canonical_json
-from taskloom.core.validation import Issue, validate_document
+from taskloom.core.validation import Issue
 from taskloom.storage.db import write_txn
 from taskloom.storage.workflows import NotFound, VersionInfo, list_versions, list_workflows
 from taskloom.storage.store import UserError, Workspace
@@ -133,22 +133,25 @@ def _left_behind(ws: Workspace, documents: list[dict[str, Any]], origin: str) ->
 def import_converted(
     ws: Workspace, file: str, source: str, *, message: str, as_json: bool, output: str | None,
     name: str | None, timezone: str | None, several_files: bool, replace: bool = False,
-    user_column: bool | None = None,
+    user_column: bool | None = None, content: Content | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Convert ``file`` from ``source`` and store (or write) it; returns (``--json`` entries, ok).
 
     ``replace`` lets a crontab's workflows become new versions of stored
     workflows of the same names that came from elsewhere; ``user_column``
-    says whether the crontab is a system one (None: recognised).
+    says whether the crontab is a system one (None: recognised). ``content``
+    is the file's, read (and recognised) already: it is not read or parsed
+    again, and each workflow it gives is validated once, here.
     """
-    try:
-        raw = Path(file).read_bytes()
-    except OSError as exc:
-        err.print(f"[red]error:[/] cannot read {escape(file)}: {escape(exc.strerror or str(exc))}; nothing stored")
-        return [], False
+    if content is None:
+        try:
+            content = Content(Path(file).read_bytes(), file)
+        except OSError as exc:
+            err.print(f"[red]error:[/] cannot read {escape(file)}: {escape(exc.strerror or str(exc))}; nothing stored")
+            return [], False
     zone = timezone or local_zone()
     try:
-        conversion = convert(raw, source, filename=file, name=name, timezone=zone, user_column=user_column)
+        conversion = convert(content, source, filename=file, name=name, timezone=zone, user_column=user_column)
     except ConversionError as exc:
         render.print_issues(err, exc.issues)
         what = FORMAT_TITLES.get(source, "a known format") if source != "auto" else "a known format"
@@ -160,7 +163,9 @@ def import_converted(
             why = "given with --timezone" if timezone else "this machine's, as cron did; --timezone to change"
             out.print(f"  [dim]schedules are read in {escape(zone or 'UTC')} ({why}) unless CRON_TZ says"
                       " otherwise[/]")
-    checked = [(doc, validate_document(doc, ws.registry)) for doc in conversion.documents]
+    # each workflow is validated once: a valid one is stored as checked here (save does not validate it again)
+    vetted = [ws.validate(doc) for doc in conversion.documents]
+    checked = [(doc, issues) for doc, (_, issues) in zip(conversion.documents, vetted)]
     if output:
         if names_one_file(output) and len(conversion.documents) > 1:
             err.print(f"[red]error:[/] {escape(file)} gives {len(conversion.documents)} workflows and -o"
@@ -201,7 +206,8 @@ def import_converted(
                 raise UserError(f"{file}: {len(conflicts)} of its workflows would replace workflows stored from"
                                 " elsewhere", list(conflicts.values()))
             folder = os.path.dirname(os.path.abspath(file))
-            saved = [(doc, *ws.save(doc, message=note, origin=origin, folder=folder)) for doc, _ in checked]
+            saved = [(doc, *ws.save(valid, message=note, origin=origin, folder=folder))
+                     for doc, (valid, _) in zip(conversion.documents, vetted)]
             behind = _left_behind(ws, conversion.documents, origin) if conversion.format == "crontab" else []
     except UserError as exc:
         render.print_issues(err, exc.issues)

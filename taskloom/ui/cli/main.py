@@ -18,7 +18,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from taskloom.core.importers import FORMATS, sniff
+from taskloom.core.importers import FORMATS, Content
 from taskloom.core.model import canonical_json
 from taskloom.core.params import ParamError, parse_assignments
 from taskloom.storage.plugins import load_registry
@@ -150,22 +150,23 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
     results, failed = [], False
     with _workspace(ctx) as ws:
         for file in files:
+            # read once, parsed once (when first asked): recognising, converting and storing share it
+            content = _content(file)
             kind = source
             if source == "auto":
-                try:
-                    kind = sniff(Path(file).read_bytes(), file) or "taskloom"
-                except OSError:
-                    kind = "taskloom"  # the plain import says it cannot read the file
+                # a file that cannot be read: the plain import says so
+                kind = (content.format if content is not None else None) or "taskloom"
             if kind != "taskloom" or output or name:
                 entries, ok = import_converted(
                     ws, file, kind, message=message, as_json=as_json, output=output, name=name, timezone=timezone,
-                    several_files=len(files) > 1, replace=replace, user_column=user_column,
+                    several_files=len(files) > 1, replace=replace, user_column=user_column, content=content,
                 )
                 results += entries
                 failed = failed or not ok
                 continue
             try:
-                info, created = ws.import_file(file, message=message)
+                info, created = ws.import_file(file, message=message, raw=None if content is None else content.raw,
+                                               parsed=None if content is None else content.parsed)
             except UserError as exc:
                 failed = True
                 render.print_issues(err, exc.issues)
@@ -181,6 +182,14 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
     if as_json:
         _print_json(results)
     sys.exit(1 if failed else 0)
+
+
+def _content(file: str) -> Content | None:
+    """The file's content, read once; None when it cannot be read (the import that follows says why)."""
+    try:
+        return Content(Path(file).read_bytes(), file)
+    except OSError:
+        return None
 
 
 @cli.command()
