@@ -43,13 +43,16 @@ def execute(
     cwd: str | None = None,
     grace: float = 5.0,
     executor: Executor | None = None,
+    workflow: Workflow | None = None,
 ) -> RunState:
     """Run a queued or crashed run in this process until it ends, taking it up where it stopped.
 
     ``executor`` says where its attempts run (:mod:`taskloom.runtime.executors`);
     by default, this machine's shared pool. ``cwd`` is where relative paths
     resolve when the run has no folder of its own (see
-    :meth:`Workspace.run_folder`).
+    :meth:`Workspace.run_folder`). ``workflow`` is the run's workflow when the
+    caller has built it already (the scheduler, from the document it started
+    the run with): the stored document is then not read and parsed again.
 
     When the database cannot be written during the run (a full disk, a
     lock held too long), the runner kills the run's tasks and stops; the
@@ -61,7 +64,7 @@ def execute(
     ws.storage_failure = None
     try:
         runner, journal, run = build_runner(ws, run_id, owner=owner, on_event=on_event, cwd=cwd, grace=grace,
-                                            executor=executor)
+                                            executor=executor, workflow=workflow)
         if on_runner is not None:
             on_runner(runner)
         return runner.run(
@@ -84,9 +87,18 @@ def build_runner(
     cwd: str | None = None,
     grace: float = 5.0,
     executor: Executor | None = None,
+    workflow: Workflow | None = None,
 ):
-    """The runner of ``run_id``, its journal and its record: every dependency wired here, once."""
+    """The runner of ``run_id``, its journal and its record: every dependency wired here, once.
+
+    ``workflow``, when given, is the run's, built from the document it was
+    created with; otherwise the run's stored document is read and parsed.
+    """
     run = get_run(ws.db, run_id)
+    if workflow is None:
+        workflow = ws.workflow_of(run)
+    elif workflow.name != run.workflow:
+        raise ValueError(f"run {run_id} is of workflow {run.workflow!r}, not {workflow.name!r}")
     journal = SqliteJournal(ws.db, owner=owner, home=ws.home)
     folder = ws.run_folder(run, default=cwd)
     if executor is None:
@@ -94,7 +106,7 @@ def build_runner(
 
         executor = shared_local_executor()
     runner = Runner(
-        ws.workflow_of(run), journal, registry=ws.registry, on_event=on_event, cwd=folder,
+        workflow, journal, registry=ws.registry, on_event=on_event, cwd=folder,
         secrets=ws.secret_values(), grace=grace,
         services=StoreServices(ws, run.workflow, cwd=folder, owner=owner), executor=executor,
         log_limits=ws.log_limits(),
