@@ -346,10 +346,9 @@ class Scheduler:
         if version is not None and (name, version) in self._parsed:
             return self._parsed[(name, version)]
         try:
-            target = self.ws.target(name)
+            target = self.ws.target(name, parsed=self._parsed)  # adds the version it had to parse
         except UserError:
             return None
-        self._parsed[(name, target.version)] = target.workflow
         return target.workflow
 
     # -- time triggers -----------------------------------------------------
@@ -449,7 +448,7 @@ class Scheduler:
         trigger_id = trigger.id if isinstance(trigger, Trigger) else None
         assert self.lease is not None
         try:
-            target = self.ws.target(name)
+            target = self.ws.target(name, parsed=self._parsed)  # the tick parsed it: not read or parsed again
         except UserError as exc:
             with self._fenced():
                 set_firing(self.ws.db, firing_id, status="failed_to_start", reason=str(exc))
@@ -474,7 +473,7 @@ class Scheduler:
             ).rowcount
             if not started:
                 raise Fenced(_LEASE_TAKEN)
-        self._execute(run_id)
+        self._execute(run_id, target.workflow)
 
     def _start_claimed_firings(self) -> None:
         """Firings a dead scheduler claimed but never started: start them now (once)."""
@@ -541,12 +540,13 @@ class Scheduler:
             if claimed:
                 self._execute(run_id)
 
-    def _execute(self, run_id: int) -> None:
+    def _execute(self, run_id: int, workflow: Workflow | None = None) -> None:
+        """Run ``run_id`` in a thread; ``workflow`` is its workflow when parsed already (the run does not parse it)."""
         def work() -> None:
             ws: Workspace | None = None
             try:
                 ws = Workspace(self.home)
-                execute(ws, run_id, owner=self.owner, cwd=self.cwd, executor=self.executor,
+                execute(ws, run_id, owner=self.owner, cwd=self.cwd, executor=self.executor, workflow=workflow,
                            on_runner=lambda runner: self._active.runners.__setitem__(run_id, runner))
                 if ws.storage_failure is not None:  # logged; the runner killed the run's tasks
                     self._strand(run_id, ws.storage_failure)
