@@ -32,6 +32,7 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.model import Workflow
 from taskloom.storage.plugins import load_registry
 from taskloom.core.schema import schema_json
@@ -72,7 +73,7 @@ _TAGS = [
 ]
 
 
-class ApiError(Exception):
+class ApiError(UserMistake):
     """A client mistake: becomes ``{"error": message, **extra}`` with ``status``."""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
@@ -202,9 +203,7 @@ class BodyLimit:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(UserError, _user_error)
+    app.add_exception_handler(UserMistake, _user_mistake)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
@@ -217,16 +216,18 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
     return JSONResponse(printable(body), status_code=status, headers=headers)
 
 
-async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return _error(exc.status, str(exc), **exc.extra)
+async def _user_mistake(request: Request, exc: UserMistake) -> JSONResponse:
+    """Every user mistake (:mod:`taskloom.core.errors`) as the client's: a 4xx, in this one place.
 
-
-async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-    # The storage messages end with hints for the CLI ("; import one with 'taskloom import FILE'").
-    return _error(404, str(exc).split("; ")[0])
-
-
-async def _user_error(request: Request, exc: UserError) -> JSONResponse:
+    :class:`ApiError` carries its status and fields, :class:`NotFound` is 404, any other 422 with its
+    ``issues``. The other families (storage, lost ownership, task failure, internal bug) are the
+    server's: :func:`_internal_error` logs them and answers 500.
+    """
+    if isinstance(exc, ApiError):
+        return _error(exc.status, str(exc), **exc.extra)
+    if isinstance(exc, NotFound):
+        # The storage messages end with hints for the CLI ("; import one with 'taskloom import FILE'").
+        return _error(404, str(exc).split("; ")[0])
     return _error(422, str(exc), issues=[i.to_dict() for i in exc.issues])
 
 
