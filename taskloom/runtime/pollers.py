@@ -18,6 +18,8 @@ import sqlite_utils
 
 from taskloom.core.errors import UserMistake
 
+from taskloom.storage.runs import last_run_end, runs_ended_after
+
 __all__ = ["poll_files", "poll_git", "poll_workflow", "PollError"]
 
 GIT_TIMEOUT = 120
@@ -93,13 +95,7 @@ def poll_workflow(db: sqlite_utils.Database, config: Mapping[str, Any], cursor: 
     """Runs of ``workflow`` that ended in one of ``states`` since the last poll."""
     states = list(config.get("states") or ["succeeded"])
     if cursor is None:
-        row = db.execute("SELECT max(ended) FROM runs WHERE workflow = ?", [config["workflow"]]).fetchone()
-        return [], {"ended_after": row[0] or 0.0}
-    marks = ",".join("?" * len(states))
-    rows = db.execute(
-        f"SELECT id, status, ended FROM runs WHERE workflow = ? AND status IN ({marks}) AND ended > ?"
-        " ORDER BY ended, id",
-        [config["workflow"], *states, cursor["ended_after"]],
-    ).fetchall()
+        return [], {"ended_after": last_run_end(db, config["workflow"]) or 0.0}
+    rows = runs_ended_after(db, config["workflow"], states, cursor["ended_after"])
     events = [{"run_id": r[0], "workflow": config["workflow"], "status": r[1]} for r in rows]
     return events, {"ended_after": rows[-1][2] if rows else cursor["ended_after"]}

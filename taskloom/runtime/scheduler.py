@@ -27,7 +27,6 @@ resumes, as do firings that were claimed but could not be started.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -45,9 +44,11 @@ from taskloom.core.states import RunState
 from taskloom.storage import failpoints
 from taskloom.storage.db import StorageError, connect, data_version, write_txn
 from taskloom.storage.recovery import Orphan, take_over
+from taskloom.storage.runs import run_ownership
 from taskloom.storage.scheduling import (
-    LEASE, Lease, TriggerState, acquire_lease, active_runs, claim_firing, queued_firings, release_lease,
-    renew_lease, save_trigger_state, set_firing, trigger_state,
+    Lease, TriggerState, acquire_lease, active_runs, claim_firing, claim_requested_run, claimed_firings,
+    crashed_runs, holds_lease, mark_firing_started, queued_firings, release_lease, renew_lease, requested_runs,
+    save_trigger_state, set_firing, settle_claimed_firing, trigger_state,
 )
 from taskloom.storage.sqlite import sqlite3
 from taskloom.storage.workflows import list_workflows
@@ -283,7 +284,7 @@ class Scheduler:
         """Before firing anything new: take over orphaned runs, resume crashed ones, start claimed firings."""
         for recovered in recover(self.ws, self.owner):
             log.warning("run %d: %s; resuming it", recovered.run_id, recovered.reason)
-        for (run_id,) in self.ws.db.execute("SELECT id FROM runs WHERE status = 'crashed' ORDER BY id").fetchall():
+        for run_id in crashed_runs(self.ws.db):
             self._resume_crashed(run_id)
         self._start_claimed_firings()
 
@@ -310,17 +311,17 @@ class Scheduler:
         for run_id, (reason, not_before) in stranded.items():
             if self._running(run_id) or time.monotonic() < not_before:
                 continue  # its runner is still stopping, or it stopped again just now
-            row = self.ws.db.execute("SELECT status, owner, workflow FROM runs WHERE id = ?", [run_id]).fetchone()
-            if row is not None and row[0] in ("queued", "running") and row[1] == self.owner:
+            row = run_ownership(self.ws.db, run_id)
+            if row is not None and row.status in ("queued", "running") and row.owner == self.owner:
                 # the crash is recorded as for a dead runner: running attempts crashed, retried per policy
-                taken = take_over(self.ws.db, Orphan(run_id, row[2], self.owner, reason), owner=self.owner)
+                taken = take_over(self.ws.db, Orphan(run_id, row.workflow, self.owner, reason), owner=self.owner)
                 if taken is not None:
                     kill_leftovers(taken.leftovers, KILL_GRACE)
                     log.warning("run %d: recorded as crashed (%s); resuming it", run_id, reason)
-                row = self.ws.db.execute("SELECT status, owner, workflow FROM runs WHERE id = ?", [run_id]).fetchone()
+                row = run_ownership(self.ws.db, run_id)
             with self._lock:
                 self._active.stranded.pop(run_id, None)
-            if row is not None and row[0] == crashed and row[1] == self.owner:
+            if row is not None and row.status == crashed and row.owner == self.owner:
                 self._resume_crashed(run_id)
 
     def _tick(self, now: float) -> float:
@@ -420,18 +421,14 @@ class Scheduler:
         """A write transaction that first checks we still hold the lease (with our token); else :class:`Fenced`."""
         lease = self.lease
         with write_txn(self.ws.db):
-            if lease is None or self.ws.db.execute(
-                "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND token = ?",
-                [LEASE, lease.holder, lease.token],
-            ).fetchone() is None:
+            if lease is None or not holds_lease(self.ws.db, lease):
                 raise Fenced(_LEASE_TAKEN)
             yield
 
     def _set_claimed_firing(self, firing_id: int, status: str, reason: str) -> None:
         """Record what became of a firing we just claimed, unless the lease moved on meanwhile."""
         with self._fenced():
-            self.ws.db.execute("UPDATE firings SET status = ?, reason = ? WHERE id = ? AND status = 'claimed'",
-                               [status, reason, firing_id])
+            settle_claimed_firing(self.ws.db, firing_id, status=status, reason=reason)
 
     def _save_trigger_state(self, workflow: str, trigger_id: str, state: TriggerState) -> None:
         with self._fenced():
@@ -463,31 +460,20 @@ class Scheduler:
                 if exc.storage is not None:
                     # SQLite may have rolled the transaction back already: record nothing, retry later
                     raise exc.storage from None
-                self.ws.db.execute("UPDATE firings SET status = 'failed_to_start', reason = ? WHERE id = ?",
-                                   [str(exc), firing_id])
+                set_firing(self.ws.db, firing_id, status="failed_to_start", reason=str(exc))  # in this transaction
                 return
-            started = self.ws.db.execute(
-                "UPDATE firings SET status = 'started', run_id = ? WHERE id = ? AND status IN ('claimed', 'queued')"
-                " AND EXISTS (SELECT 1 FROM scheduler_lease WHERE holder = ? AND token = ?)",
-                [run_id, firing_id, self.lease.holder, self.lease.token],
-            ).rowcount
-            if not started:
-                raise Fenced(_LEASE_TAKEN)
+            if not mark_firing_started(self.ws.db, firing_id, run_id, self.lease):
+                raise Fenced(_LEASE_TAKEN)  # rolls the new run back: the lease holder starts the firing
         self._execute(run_id, target.workflow)
 
     def _start_claimed_firings(self) -> None:
         """Firings a dead scheduler claimed but never started: start them now (once)."""
-        rows = self.ws.db.execute(
-            "SELECT f.id, f.workflow, f.trigger_id, f.instant, f.payload FROM firings f"
-            " WHERE f.status = 'claimed' AND f.run_id IS NULL ORDER BY f.instant"
-        ).fetchall()
-        for firing_id, name, trigger_id, instant, payload in rows:
+        for firing_id, name, trigger_id, instant, payload in claimed_firings(self.ws.db):
             workflow = self._workflow(name)
             trigger = next((t for t in workflow.triggers if t.id == trigger_id), None) if workflow else None
             log.warning("%s/%s: firing at %s was claimed but not started; starting it", name, trigger_id, instant)
             try:
-                self._start_firing(firing_id, name, trigger or "schedule", instant,
-                                   None if payload is None else json.loads(payload))
+                self._start_firing(firing_id, name, trigger or "schedule", instant, payload)
             except Fenced:
                 return
 
@@ -530,13 +516,9 @@ class Scheduler:
 
     def _start_requested_runs(self) -> None:
         """Queued runs nobody owns (from the API, `taskloom trigger`, a re-run): claim and execute them."""
-        rows = self.ws.db.execute("SELECT id FROM runs WHERE status = 'queued' AND owner IS NULL ORDER BY id").fetchall()
-        for (run_id,) in rows:
+        for run_id in requested_runs(self.ws.db):
             with self._fenced():
-                claimed = self.ws.db.execute(
-                    "UPDATE runs SET owner = ? WHERE id = ? AND owner IS NULL AND status = 'queued'",
-                    [self.owner, run_id],
-                ).rowcount
+                claimed = claim_requested_run(self.ws.db, run_id, self.owner)
             if claimed:
                 self._execute(run_id)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from taskloom.storage.config import Config
-from taskloom.storage.db import write_txn
 from taskloom.storage.home import files_folder
+from taskloom.storage.memory import recall, remember
+from taskloom.storage.runs import link_parent_run, subworkflow_depth
 from taskloom.storage.secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
@@ -52,20 +51,10 @@ class StoreServices:
         return os.path.abspath(self.ws.home)
 
     def memory_get(self, task_id: str, key: str, default: Any = None) -> Any:
-        row = self.ws.db.execute(
-            "SELECT value FROM task_memory WHERE workflow = ? AND task_id = ? AND key = ?",
-            [self.workflow, task_id, key],
-        ).fetchone()
-        return default if row is None else json.loads(row[0])
+        return recall(self.ws.db, self.workflow, task_id, key, default)
 
     def memory_set(self, task_id: str, key: str, value: Any) -> None:
-        with write_txn(self.ws.db):
-            self.ws.db.execute(
-                "INSERT INTO task_memory (workflow, task_id, key, value, updated) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (workflow, task_id, key) DO UPDATE SET value = excluded.value,"
-                " updated = excluded.updated",
-                [self.workflow, task_id, key, json.dumps(value), time.time()],
-            )
+        remember(self.ws.db, self.workflow, task_id, key, value)
 
     def run_workflow(
         self, name: str, params: Mapping[str, Any], *, cancel: threading.Event, parent_run_id: int
@@ -73,7 +62,7 @@ class StoreServices:
         """Run stored workflow ``name`` in this process, linked to its parent; cancel follows the task's."""
         from taskloom.storage.store import UserError
 
-        depth = self._depth(parent_run_id)
+        depth = subworkflow_depth(self.ws.db, parent_run_id)
         if depth >= MAX_NESTING:
             raise LookupError(
                 f"cannot run workflow {name!r}: sub-workflows are nested {depth} deep (the limit is {MAX_NESTING});"
@@ -84,8 +73,7 @@ class StoreServices:
             run_id, _ = self.ws.start_run(target, params, owner=self.owner, from_text=False, trigger="subworkflow")
         except UserError as exc:
             raise LookupError(str(exc)) from None
-        with write_txn(self.ws.db):
-            self.ws.db.execute("UPDATE runs SET parent_run_id = ? WHERE id = ?", [parent_run_id, run_id])
+        link_parent_run(self.ws.db, run_id, parent_run_id)
         runners: list[Any] = []
         done = threading.Event()
 
@@ -105,12 +93,3 @@ class StoreServices:
             done.set()
         record = self.ws.run(run_id)
         return status.value, {t: r.output for t, r in record.tasks.items()}, run_id
-
-    def _depth(self, run_id: int) -> int:
-        """How many sub-workflow runs lead up to ``run_id``."""
-        depth = 0
-        row = self.ws.db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [run_id]).fetchone()
-        while row and row[0] == "subworkflow" and row[1] is not None:
-            depth += 1
-            row = self.ws.db.execute("SELECT trigger, parent_run_id FROM runs WHERE id = ?", [row[1]]).fetchone()
-        return depth
