@@ -32,7 +32,7 @@ from taskloom.api.models import servable, too_deep, unstorable_at
 from taskloom.storage.scheduling import webhook_token
 from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.core.model import Workflow
-from taskloom.storage.workflows import NotFound, get_document
+from taskloom.storage.workflows import NotFound, get_document, is_paused
 from taskloom.storage.store import Target, Workspace
 
 __all__ = ["add_hooks", "RESPOND_TIMEOUT", "REFUSED"]
@@ -126,8 +126,7 @@ def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes
         refused = _authorized(ws, name, trigger, request, body)
         if refused:
             return _refused(name, trigger_id, refused)
-        paused = ws.db.execute("SELECT paused FROM workflows WHERE name = ?", [name]).fetchone()
-        if paused and paused[0]:
+        if is_paused(ws.db, name):
             return _error(409, f"workflow {name!r} is paused; resume it with: taskloom resume {name}")
         payload, problem = _payload(body)
         if problem:

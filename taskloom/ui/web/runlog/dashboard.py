@@ -1,10 +1,10 @@
 """The Dashboard's data: plain functions of a database and ``now`` (UTC epoch seconds), all bounded queries.
 
-Every query stays fast with 100,000 runs: per-day counts are one GROUP BY,
-per-workflow counts one GROUP BY (on the ``runs(workflow, id)`` index),
-medians read at most :data:`MEDIAN_WINDOW` ended runs per workflow, and the
-running runs and recent failures walk the ``runs(status, id)`` index newest
-first with a LIMIT per status.
+Every query (:mod:`taskloom.storage.runstats`) stays fast with 100,000 runs:
+per-day counts are one GROUP BY, per-workflow counts one GROUP BY (on the
+``runs(workflow, id)`` index), medians read at most :data:`MEDIAN_WINDOW`
+ended runs per workflow, and the running runs and recent failures walk the
+``runs(status, id)`` index newest first with a LIMIT per status.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlite_utils
 
 from taskloom.core.firing import TIME_TRIGGER_TYPES, FiringError, next_firings
 from taskloom.core.model import Workflow
+from taskloom.storage.runstats import newest_runs, recent_durations, run_counts_by_workflow, runs_per_day_and_status
 from taskloom.storage.workflows import get_document, list_workflows
 
 __all__ = [
@@ -44,12 +45,7 @@ def runs_per_day(db: sqlite_utils.Database, now: float, days: int = DAYS) -> lis
     today = datetime.fromtimestamp(now, tz=timezone.utc).date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
-    rows = db.execute(
-        "SELECT date(created, 'unixepoch') AS day, status, COUNT(*) FROM runs"
-        " WHERE created >= ? AND created <= ? GROUP BY day, status ORDER BY day, status",
-        [since, now],
-    ).fetchall()
-    return [{"day": day, "status": status, "runs": n} for day, status, n in rows]
+    return [{"day": day, "status": status, "runs": n} for day, status, n in runs_per_day_and_status(db, since, now)]
 
 
 def workflow_stats(db: sqlite_utils.Database, window: int = MEDIAN_WINDOW) -> list[dict[str, Any]]:
@@ -58,22 +54,10 @@ def workflow_stats(db: sqlite_utils.Database, window: int = MEDIAN_WINDOW) -> li
     ``success_rate`` is succeeded / (succeeded + failed + crashed + cancelled), None with no finished runs;
     ``median_seconds`` is None when no run has both started and ended.
     """
-    counts = db.execute(
-        "SELECT workflow, COUNT(*),"
-        " SUM(status = 'succeeded'), SUM(status IN ('failed', 'crashed')), SUM(status = 'cancelled'),"
-        " SUM(status IN ('running', 'queued'))"
-        " FROM runs GROUP BY workflow ORDER BY workflow"
-    ).fetchall()
     result = []
-    for workflow, total, ok, bad, cancelled, active in counts:
+    for workflow, total, ok, bad, cancelled, active in run_counts_by_workflow(db):
         finished = ok + bad + cancelled
-        durations = [
-            d for (d,) in db.execute(
-                "SELECT ended - started FROM runs WHERE workflow = ? AND ended IS NOT NULL"
-                " AND started IS NOT NULL ORDER BY id DESC LIMIT ?",
-                [workflow, window],
-            )
-        ]
+        durations = recent_durations(db, workflow, window)
         result.append({
             "workflow": workflow,
             "runs": total,
@@ -121,16 +105,11 @@ def upcoming_firings(db: sqlite_utils.Database, now: float, count: int = 10) -> 
 
 def _newest(db: sqlite_utils.Database, statuses: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` runs with one of ``statuses``: one index walk per status, merged."""
-    rows: list[tuple] = []
+    rows: list[dict[str, Any]] = []
     for status in statuses:
-        rows += db.execute(
-            "SELECT id, workflow, version, status, trigger, created, started, ended, error FROM runs"
-            " WHERE status = ? ORDER BY id DESC LIMIT ?",
-            [status, limit],
-        ).fetchall()
-    rows.sort(key=lambda r: r[0], reverse=True)
-    keys = ("id", "workflow", "version", "status", "trigger", "created", "started", "ended", "error")
-    return [dict(zip(keys, r)) for r in rows[:limit]]
+        rows += newest_runs(db, status, limit)
+    rows.sort(key=lambda r: r["id"], reverse=True)
+    return rows[:limit]
 
 
 def active_runs(db: sqlite_utils.Database, now: float, limit: int = 50) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from streamlit_flow.layouts import ManualLayout
 from streamlit_flow.state import StreamlitFlowState
 
 from taskloom.storage.outputs import SPILL_KEY, is_spilled
-from taskloom.storage.runs import RunRecord, iso, log_page, request_resume
+from taskloom.storage.runs import RunRecord, attempt_numbers, iso, log_page, request_resume, reused_from
 from taskloom.storage.scheduling import wake_scheduler
 from taskloom.storage.workflows import document_by_hash
 from taskloom.storage.store import UserError, Workspace
@@ -208,10 +208,9 @@ def _attempts(ws: Workspace, run: RunRecord, task_id: str) -> None:
         st.info(f"skipped: {task.skip_reason}")
     if task.error:
         st.error(task.error)
-    reused = ws.db.execute("SELECT reused_from FROM task_states WHERE run_id = ? AND task_id = ?",
-                           [run.id, task_id]).fetchone()
-    if reused and reused[0] is not None:
-        st.caption(f"result reused from run {reused[0]}")
+    reused = reused_from(ws.db, run.id, task_id)
+    if reused is not None:
+        st.caption(f"result reused from run {reused}")
     for a in reversed(task.attempt_list):
         label = f"{STATUS_EMOJI.get(a.status, '')} attempt {a.number} · {a.status}"
         with st.expander(label, expanded=a.number == task.attempts):
@@ -233,8 +232,7 @@ def _set_cursor(value: Any) -> None:
 
 
 def _logs(ws: Workspace, run_id: int, task_id: str) -> None:
-    attempts = [None] + [r[0] for r in ws.db.execute(
-        "SELECT number FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY number", [run_id, task_id])]
+    attempts: list[int | None] = [None, *attempt_numbers(ws.db, run_id, task_id)]
     c1, c2 = st.columns([1, 3])
     attempt = c1.selectbox("Attempt", attempts, key="runs_log_attempt",
                            format_func=lambda n: "all" if n is None else f"#{n}", on_change=_set_cursor,

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from taskloom.core.states import RunState
-from taskloom.storage.runs import RunRecord, iso, run_triggers, search_firings, search_runs
+from taskloom.storage.runs import RunRecord, iso, run_triggers, run_workflow_names, search_firings, search_runs
 from taskloom.storage.store import Workspace
 
 from taskloom.ui.web.runlog.style import badge, duration
@@ -36,9 +36,7 @@ def _epoch(day: date | None, *, next_day: bool = False) -> float | None:
 
 
 def _filters(ws: Workspace) -> dict[str, Any]:
-    names = [r[0] for r in ws.db.execute("SELECT name FROM workflows ORDER BY name")]
-    names += [r[0] for r in ws.db.execute("SELECT DISTINCT workflow FROM runs WHERE source != 'store'")
-              if r[0] not in names]
+    names = run_workflow_names(ws.db)
     statuses = [s.value for s in RunState] + list(FIRING_STATUSES)
     triggers = run_triggers(ws.db)
     c1, c2, c3, c4, c5, c6 = st.columns([2, 1.4, 1.2, 1.2, 1.2, 2])
