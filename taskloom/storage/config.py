@@ -13,11 +13,12 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import sqlite_utils
 
 from taskloom.core.errors import UserMistake
+from taskloom.core import mail
 from taskloom.core.logtext import (
     DEFAULT_MAX_BYTES_PER_ATTEMPT, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES_PER_ATTEMPT, LogLimits,
 )
@@ -25,7 +26,7 @@ from taskloom.core.params import type_matches
 
 from taskloom.storage.db import write_txn
 
-__all__ = ["ConfigError", "ConfigKey", "KEYS", "Config", "log_limits"]
+__all__ = ["ConfigError", "ConfigKey", "KEYS", "Config", "log_limits", "smtp_settings"]
 
 
 class ConfigError(UserMistake, ValueError):
@@ -129,6 +130,10 @@ class Config:
             for k in KEYS.values()
         ]
 
+    def stored(self) -> dict[str, Any]:
+        """The values set in the table, by key: no defaults, nothing from the environment (``file_roots``)."""
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM config")}
+
 
 def log_limits(config: Config) -> LogLimits:
     """The caps on stored log lines that runners of this home apply (``logs.*`` keys)."""
@@ -137,3 +142,19 @@ def log_limits(config: Config) -> LogLimits:
         max_lines_per_attempt=config.get("logs.max_lines_per_attempt"),
         max_bytes_per_attempt=config.get("logs.max_bytes_per_attempt"),
     )
+
+
+def smtp_settings(config: Config, secret: Callable[[str], str]) -> mail.SmtpSettings:
+    """The SMTP settings of this store's configuration (the ``smtp.*`` keys), the password from ``secret(name)``.
+
+    The rules are :func:`taskloom.core.mail.smtp_settings`'s, which raises
+    :class:`taskloom.core.mail.MailSettingsError` saying what to set. A key
+    that reads None (unset, without a default) takes the rules' fallback, as
+    in a task's configuration lookups, so the page's test message and the
+    ``notify`` task read the same settings.
+    """
+    def value(key: str, default: Any) -> Any:
+        found = config.get(key)
+        return default if found is None else found
+
+    return mail.smtp_settings(value, secret)

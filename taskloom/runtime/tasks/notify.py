@@ -11,7 +11,10 @@
   ``smtp.starttls``, ``smtp.ssl``, ``smtp.timeout``), logging in with the
   password kept in the secret that ``smtp.password_secret`` names. SMTP
   settings belong to the machine, not to each workflow, and a password never
-  belongs in a document.
+  belongs in a document. The settings' rules, the message and the SMTP
+  conversation are :mod:`taskloom.core.mail`'s, shared with the Settings
+  page's test message; this module opens the connection so that a cancel or
+  the task's timeout can close its socket, and says what a failure means.
 
 Output: ``{"channel", "delivered": true, ...}`` plus the status (webhook) or
 the recipients (email).
@@ -22,20 +25,22 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from taskloom.core.mail import (
+    MailSettingsError, SmtpSettings, addresses, build_email, deliver, message_domain, smtp_settings,
+)
 from taskloom.core.specs.notify import DEFAULT_SUBJECT
 from taskloom.core.states import TaskState
-from taskloom.runtime.tasks.base import AttemptContext, AttemptResult, TaskServices
+from taskloom.runtime.tasks.base import AttemptContext, AttemptResult
 from taskloom.runtime.tasks.http import (
     Interrupted, SocketBox, SpecError, call_cancellable, perform, request_spec, safe_url, status_expected,
     status_failure,
 )
 
-__all__ = ["run", "SmtpSettings", "smtp_settings", "build_email", "addresses", "WEBHOOK_TIMEOUT"]
+__all__ = ["run", "WEBHOOK_TIMEOUT"]
 
 #: Seconds a webhook may take (also capped by the task's timeout).
 WEBHOOK_TIMEOUT = 30.0
@@ -52,7 +57,7 @@ def run(ctx: AttemptContext) -> AttemptResult:
             return _to_webhook(ctx, message)
         if channel == "email":
             return _by_email(ctx, message)
-    except (SpecError, LookupError) as exc:
+    except (SpecError, MailSettingsError, LookupError) as exc:
         return AttemptResult(TaskState.FAILED, error=_text(exc), retriable=False)
     return AttemptResult(
         TaskState.FAILED, error=f"unknown channel {channel!r}; use 'webhook', 'email' or 'log'", retriable=False
@@ -102,86 +107,16 @@ def _to_webhook(ctx: AttemptContext, message: str) -> AttemptResult:
 # -- email --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to send mail, from the configuration."""
-
-    host: str
-    port: int
-    sender: str
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    ssl: bool = False
-    timeout: float = 30.0
-
-    @property
-    def server(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def smtp_settings(services: TaskServices) -> SmtpSettings:
-    """The SMTP settings of the configuration; SpecError (or LookupError for the secret) says what to set."""
-    host = services.config("smtp.host")
-    if not host:
-        raise SpecError(
-            "channel 'email' needs an SMTP server, and smtp.host is not set;"
-            " set it with: taskloom config set smtp.host HOST"
-        )
-    username = services.config("smtp.username") or None
-    secret_name = services.config("smtp.password_secret") or None
-    if username and not secret_name:
-        raise SpecError(
-            f"smtp.username is {username!r} but smtp.password_secret is not set; store the password with:"
-            " taskloom secrets set SMTP_PASSWORD, then: taskloom config set smtp.password_secret SMTP_PASSWORD"
-        )
-    if secret_name and not username:
-        raise SpecError("smtp.password_secret is set but smtp.username is not; set it with:"
-                        " taskloom config set smtp.username NAME")
-    use_ssl = bool(services.config("smtp.ssl", False))
-    return SmtpSettings(
-        host=str(host),
-        port=int(services.config("smtp.port", 465 if use_ssl else 25)),
-        sender=str(services.config("smtp.from", "taskloom@localhost")),
-        username=username,
-        password=services.secret(secret_name) if secret_name else None,
-        starttls=bool(services.config("smtp.starttls", False)),
-        ssl=use_ssl,
-        timeout=float(services.config("smtp.timeout", 30)),
-    )
-
-
-def addresses(value: Any) -> list[str]:
-    """``to``/``cc`` as a list: one address, a list, or text with commas."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else str(value).split(",")
-    return [str(a).strip() for a in items if str(a).strip()]
-
-
-def build_email(settings: SmtpSettings, to: list[str], cc: list[str], subject: str, message: str) -> EmailMessage:
-    """The message: plain text, UTF-8."""
-    mail = EmailMessage()
-    mail["From"] = settings.sender
-    mail["To"] = ", ".join(to)
-    if cc:
-        mail["Cc"] = ", ".join(cc)
-    mail["Subject"] = " ".join(subject.split())  # no line breaks in a header
-    mail["Date"] = formatdate(localtime=True)
-    mail["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or "taskloom.localhost")
-    mail.set_content(message)
-    return mail
-
-
 def _by_email(ctx: AttemptContext, message: str) -> AttemptResult:
     params = ctx.params
     to, cc = addresses(params.get("to")), addresses(params.get("cc"))
     if not to:
         raise SpecError("channel 'email' needs 'to': a recipient address or a list of them")
-    settings = smtp_settings(ctx.services)
+    settings = smtp_settings(ctx.services.config, ctx.services.secret)
     subject = str(params.get("subject") or DEFAULT_SUBJECT)
     try:
-        mail = build_email(settings, to, cc, subject, message)
+        mail = build_email(settings, to, cc, subject, message, date=formatdate(localtime=True),
+                           message_id=make_msgid(domain=message_domain(settings)))
     except (ValueError, TypeError) as exc:
         raise SpecError(f"cannot build the email: {exc}") from None
     recipients = to + cc
@@ -244,19 +179,23 @@ class _SMTP_SSL(_Tracked, smtplib.SMTP_SSL):
     pass
 
 
+class _TrackedClasses:
+    """smtplib's two client classes (:class:`taskloom.core.mail.SmtpClasses`), each putting its socket in ``box``."""
+
+    def __init__(self, box: SocketBox) -> None:
+        self.box = box
+
+    def SMTP(self, host: str, port: int, *, timeout: float) -> smtplib.SMTP:  # noqa: N802 - smtplib's names
+        return _SMTP(self.box, host, port, timeout=timeout)
+
+    def SMTP_SSL(self, host: str, port: int, *, timeout: float, context: Any) -> smtplib.SMTP:  # noqa: N802
+        return _SMTP_SSL(self.box, host, port, timeout=timeout, context=context)
+
+
 def _deliver(settings: SmtpSettings, mail: EmailMessage, recipients: list[str], seconds: float, box: SocketBox):
-    """One SMTP conversation (on the helper thread); the recipients the server refused, if some were."""
-    context = ssl.create_default_context()
-    if settings.ssl:
-        client: smtplib.SMTP = _SMTP_SSL(box, settings.host, settings.port, timeout=seconds, context=context)
-    else:
-        client = _SMTP(box, settings.host, settings.port, timeout=seconds)
-    with client:
-        if settings.starttls:
-            client.starttls(context=context)
-        if settings.username:
-            client.login(settings.username, settings.password or "")
-        return client.send_message(mail, from_addr=settings.sender, to_addrs=recipients)
+    """The SMTP conversation (on the helper thread); the recipients the server refused, if some were."""
+    return deliver(settings, mail, recipients, smtp=_TrackedClasses(box), tls=ssl.create_default_context(),
+                   timeout=seconds)
 
 
 def _ms(started: float) -> int:

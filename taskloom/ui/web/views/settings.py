@@ -23,15 +23,16 @@ import smtplib
 import ssl
 import time
 from datetime import datetime, timezone
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import httpx
 import streamlit as st
 
-from taskloom.storage.config import KEYS, Config, ConfigError
+from taskloom.core.mail import SMTP_KEYS, addresses, build_email, deliver, message_domain
+from taskloom.storage.config import KEYS, Config, ConfigError, smtp_settings
 from taskloom.storage.scheduling import lease_info
 from taskloom.storage.secrets import NAME_RULE, SecretError, SecretStore
-from taskloom.runtime.services import StoreServices
 from taskloom.ui.web.state import flash, show_flashes, workspace
 
 
@@ -154,7 +155,7 @@ def render_config() -> None:
                "The table shows the values in effect (file_roots includes $TASKLOOM_FILE_ROOTS).")
     db = workspace().db
     items = Config(db).items()
-    stored = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM config")}
+    stored = Config(db).stored()
     st.dataframe(
         [{"key": i["key"], "value": _shown(i["value"], i["type"]), "set": "set" if i["set"] else "default",
           "type": i["type"], "description": i["description"]} for i in items],
@@ -182,8 +183,6 @@ def render_config() -> None:
 
 TEST_TEXT = "Taskloom test message"
 WEBHOOK_TEST_TIMEOUT = 10.0
-SMTP_KEYS = ("smtp.host", "smtp.port", "smtp.username", "smtp.password_secret", "smtp.from", "smtp.starttls",
-             "smtp.ssl", "smtp.timeout")
 
 
 def send_test_webhook(url: str) -> str:
@@ -195,26 +194,19 @@ def send_test_webhook(url: str) -> str:
 
 
 def send_test_email(to: str) -> str:
-    """Send the test message to ``to`` with the smtp.* settings (password from smtp.password_secret)."""
-    from taskloom.runtime.tasks.notify import addresses, build_email, smtp_settings
+    """Send the test message to ``to`` with the smtp.* settings (password from smtp.password_secret).
 
+    The same settings and SMTP conversation as the ``notify`` task's (:mod:`taskloom.core.mail`).
+    """
     recipients = addresses(to)
     if not recipients:
         raise ValueError("enter the address to send the test message to")
-    settings = smtp_settings(StoreServices(workspace(), "", cwd=os.getcwd(), owner=None))
-    mail = build_email(settings, recipients, [], TEST_TEXT, f"{TEST_TEXT}: the SMTP settings of Taskloom work.")
-    context = ssl.create_default_context()
-    if settings.ssl:
-        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                                context=context)
-    else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-    with client:
-        if settings.starttls:
-            client.starttls(context=context)
-        if settings.username:
-            client.login(settings.username, settings.password or "")
-        refused = client.send_message(mail, from_addr=settings.sender, to_addrs=recipients)
+    ws = workspace()
+    settings = smtp_settings(Config(ws.db), SecretStore(ws.db, ws.home).get)
+    mail = build_email(settings, recipients, [], TEST_TEXT, f"{TEST_TEXT}: the SMTP settings of Taskloom work.",
+                       date=formatdate(localtime=True), message_id=make_msgid(domain=message_domain(settings)))
+    refused = deliver(settings, mail, recipients, smtp=smtplib, tls=ssl.create_default_context(),
+                      timeout=settings.timeout)
     if refused:
         raise ValueError(f"the server refused: {', '.join(refused)}")
     return f"test message sent to {', '.join(recipients)} via {settings.server}"
@@ -291,8 +283,8 @@ def render_notifications() -> None:
 
 
 def _stored_roots() -> list[str]:
-    row = workspace().db.execute("SELECT value FROM config WHERE key = 'file_roots'").fetchone()
-    return list(json.loads(row[0])) if row else []
+    """The roots stored in ``file_roots`` (not those of ``$TASKLOOM_FILE_ROOTS``)."""
+    return list(Config(workspace().db).stored().get("file_roots", []))
 
 
 def _add_root() -> None:
