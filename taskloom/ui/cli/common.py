@@ -1,4 +1,10 @@
-"""What every ``taskloom`` command shares: consoles, JSON output, the workspace, user errors."""
+"""What every ``taskloom`` command shares: consoles, JSON output, the workspace, user errors.
+
+A mistake is printed in one place, :func:`print_error`: the validation issues, then
+``error: message``, then the hint when there is one, on stderr, and the command exits 1 with no
+traceback. Commands raise :class:`_Fail` (click's form of a user mistake); :func:`taskloom.ui.cli.main.main`
+prints the user mistakes and storage errors (:mod:`taskloom.core.errors`) that get past them.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ import click
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
+from taskloom.core.errors import StorageError, UserMistake
 from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
 
-__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "executor_options", "open_executor"]
+__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor"]
 
 #: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
 PIPE_WIDTH = 65_536
@@ -88,20 +95,33 @@ def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
         executor.close()
 
 
-class _Fail(click.ClickException):
-    """A user mistake (exit 1), with validation issues printed before the message.
+def print_error(error: UserMistake | StorageError | str) -> None:
+    """Report a mistake on stderr: its validation issues, ``error: message``, then its hint if it has one.
 
     The message is plain text: it is escaped before it goes through rich, so a
     ``[...]`` in a path, a name or a stored value is printed, not taken as markup.
     """
+    render.print_issues(err, getattr(error, "issues", []))
+    err.print(f"[red]error:[/] {escape(str(error))}")
+    hint = getattr(error, "hint", "")
+    if hint:
+        err.print(f"    [dim]hint:[/] {escape(hint)}")
 
-    def __init__(self, error: UserError | str) -> None:
-        super().__init__(str(error))
-        self.issues = error.issues if isinstance(error, UserError) else []
+
+class _Fail(UserMistake, click.ClickException):
+    """A user mistake as click's exception (exit 1), printed by :func:`print_error`.
+
+    Made from a message or from any user mistake, whose issues and hint it keeps.
+    """
+
+    def __init__(self, error: UserMistake | str) -> None:
+        if isinstance(error, UserMistake):
+            super().__init__(str(error), issues=error.issues, place=error.place, hint=error.hint)
+        else:
+            super().__init__(str(error))
 
     def show(self, file: Any = None) -> None:  # noqa: ARG002 (click's signature)
-        render.print_issues(err, self.issues)
-        err.print(f"[red]error:[/] {escape(self.format_message())}")
+        print_error(self)
 
 
 

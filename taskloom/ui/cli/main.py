@@ -307,19 +307,21 @@ def main() -> None:
     A database that cannot be written (a full disk, a read-only file, a lock
     held too long) is the machine's problem, not a bug: whichever command
     meets it prints the storage layer's message, which names the file and
-    the fix, and exits 1 without a traceback.
+    the fix, and exits 1 without a traceback. So does a user mistake that no
+    command turned into its own message (:func:`~taskloom.ui.cli.common.print_error`
+    prints both); the other families of :mod:`taskloom.core.errors` are bugs here
+    and keep their traceback.
     """
-    from rich.markup import escape
+    from taskloom.core.errors import StorageError, UserMistake
 
-    from taskloom.storage.db import StorageError
-
+    from taskloom.ui.cli.common import print_error
     from taskloom.ui.logmask import mask_process_output
 
     mask_process_output()  # before any logging is configured: a secret never reaches this process's stderr
     try:
         cli(prog_name="taskloom")
-    except StorageError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+    except (UserMistake, StorageError) as exc:
+        print_error(exc)
         sys.exit(1)
 
 

@@ -21,8 +21,9 @@ import click
 from rich.markup import escape
 from rich.text import Text
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.model import Workflow
-from taskloom.core.params import ParamError, parse_assignments
+from taskloom.core.params import parse_assignments
 from taskloom.runtime.runner import Fenced, RunEvent, Runner
 from taskloom.core.states import RunState
 from taskloom.storage.heartbeat import Heartbeat
@@ -67,9 +68,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool,
         try:
             resolved = ws.target(target)
             given = parse_assignments(list(params))
-        except ParamError as exc:
-            raise _Fail(str(exc)) from None
-        except UserError as exc:
+        except UserMistake as exc:  # bad params, no such workflow, an invalid file
             raise _Fail(exc) from None
         with ws.session() as heartbeat:
             orphans = _recover(ws, heartbeat) if recover else []

@@ -14,7 +14,8 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from taskloom.core.params import ParamError, parse_assignments
+from taskloom.core.errors import UserMistake
+from taskloom.core.params import parse_assignments
 from taskloom.storage.db import StorageError, sqlite_version_note, write_txn
 from taskloom.storage.scheduling import api_address, record_api_address, wake_scheduler, webhook_token
 from taskloom.storage.workflows import NotFound, set_paused
@@ -196,9 +197,7 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
     with _workspace(ctx) as ws:
         try:
             run_id, _ = ws.start_run(ws.target(name), parse_assignments(list(params)), trigger="manual")
-        except ParamError as exc:
-            raise _Fail(str(exc)) from None
-        except UserError as exc:
+        except UserMistake as exc:  # bad params, no such workflow
             raise _Fail(exc) from None
         running = wake_scheduler(ws.db)
     if not running:
