@@ -95,12 +95,12 @@ def stored_version(ws: Workspace, name: str) -> tuple[str | None, tuple[str, int
 
 def load_stored(ws: Workspace, name: str) -> bool:
     """Open the current version of a stored workflow; False (and a message) when there is none."""
-    from taskloom.ui.web.state import flash
+    from taskloom.ui.web.state import flash, show_error
 
     try:
         info, doc = get_document(ws.db, name)
     except NotFound as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return False
     current = st.session_state.get(DOC)
     if current is not None and is_unsaved() and current.get("tasks"):

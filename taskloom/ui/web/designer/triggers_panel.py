@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote
 
+from taskloom.core.errors import UserMistake
 from taskloom.core.firing import FiringError, next_firings
 from taskloom.core.model import Trigger
 from taskloom.core.schema import TRIGGER_TYPES, WORKFLOW_SCHEMA
@@ -67,8 +68,8 @@ _ALIASES = {
 }
 
 
-class _Unreadable(ValueError):
-    pass
+class _Unreadable(UserMistake, ValueError):
+    """A cron field token the panel cannot spell out in words."""
 
 
 def _value(token: str, names: Mapping[str, int]) -> int:

@@ -44,7 +44,8 @@ from taskloom.storage.workflows import (
     set_paused,
 )
 from taskloom.storage.store import Target, UserError, Workspace
-from taskloom.ui.web.state import flash, show_flashes, workspace
+from taskloom.core.errors import UserMistake
+from taskloom.ui.web.state import flash, show_error, show_flashes, workspace
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "assets" / "examples"
 DESIGNER_PAGE = "views/designer.py"  # relative to taskloom/ui/web/app.py, as st.switch_page resolves it
@@ -94,12 +95,6 @@ def _local(ts: float | None, zone: tzinfo | None) -> str:
 
 def _issue_rows(exc: UserError) -> list[dict[str, str]]:
     return [{"path": i.path or "(document)", "problem": i.message, "hint": i.hint} for i in exc.issues]
-
-
-def _error_text(exc: UserError) -> str:
-    if not exc.issues:
-        return str(exc)
-    return f"{exc}: " + "; ".join(str(i) for i in exc.issues)
 
 
 def _store_target(ws: Workspace, name: str) -> Target:
@@ -216,7 +211,7 @@ def _toggle_pause(name: str, paused: bool) -> None:
     try:
         set_paused(workspace().db, name, paused)
     except NotFound as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     flash(f"{name} {'paused: its triggers do not fire' if paused else 'resumed: its triggers fire again'}")
 
@@ -228,11 +223,8 @@ def _duplicate(name: str) -> None:
         info, doc = get_document(ws.db, name)
         copy = {**doc, "name": new}
         created = create_workflow(ws, copy, message=f"duplicated from {name} version {info.version}")
-    except NotFound as exc:
-        flash(str(exc), "error")
-        return
-    except UserError as exc:
-        flash(_error_text(exc), "error")
+    except UserMistake as exc:  # no such workflow, or the copy cannot be stored
+        show_error(exc)
         return
     st.session_state[f"wf_dup_name_{name}"] = ""
     flash(f"{name} duplicated as {created.workflow} (version 1)")
@@ -247,7 +239,7 @@ def _delete(name: str) -> None:
     try:
         removed = delete_workflow(db, name)
     except NotFound as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     still = f" ({len(active)} queued or running run(s) go on to their end)" if active else ""
     flash(f"deleted {name} and its {removed} version(s); its runs are kept{still}")
@@ -481,10 +473,10 @@ def _restore(name: str) -> None:
         doc = get_document(ws.db, name, number)[1]
         info, created = ws.save(doc, message=f"restored version {number}", origin="restore")
     except NotFound as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     except UserError as exc:
-        flash(f"version {number} of {name} cannot be restored: {_error_text(exc)}", "error")
+        show_error(exc, f"version {number} of {name} cannot be restored")
         return
     if created:
         flash(f"restored version {number} of {name} as version {info.version}")
@@ -567,7 +559,7 @@ def render_templates(ws: Workspace) -> None:
                 try:
                     create_workflow(ws, {**doc, "name": name}, message=f"from template {stem}")
                 except UserError as exc:
-                    st.error(_error_text(exc))
+                    show_error(exc, now=True)
                 else:
                     st.session_state["designer_open"] = name
                     flash(f"created {name} from the template {stem}")
