@@ -33,7 +33,7 @@ from taskloom.core.mail import SMTP_KEYS, addresses, build_email, deliver, messa
 from taskloom.storage.config import KEYS, Config, ConfigError, smtp_settings
 from taskloom.storage.scheduling import lease_info
 from taskloom.storage.secrets import NAME_RULE, SecretError, SecretStore
-from taskloom.ui.web.state import flash, show_flashes, workspace
+from taskloom.ui.web.state import flash, show_error, show_flashes, workspace
 
 
 def _utc(ts: float | None) -> str:
@@ -56,7 +56,7 @@ def _set_secret() -> None:
     try:
         new = _store().set(name, value)
     except SecretError as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     finally:
         # the value leaves the session at once, stored or not: it is never sent back to a browser
@@ -75,7 +75,7 @@ def _delete_secret() -> None:
     try:
         _store().delete(name)
     except SecretError as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     st.session_state["secret_delete_confirm"] = False
     flash(f"secret {name} deleted")
@@ -88,7 +88,7 @@ def render_secrets() -> None:
     try:
         rows = _store().list()
     except SecretError as exc:
-        st.error(str(exc))
+        show_error(exc, now=True)
         rows = []
     if rows:
         st.dataframe(rows, hide_index=True)
@@ -133,7 +133,7 @@ def _set_config(key: str) -> None:
     try:
         value = Config(workspace().db).set_text(key, text)
     except ConfigError as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     flash(f"{key} set to {json.dumps(value, ensure_ascii=False)}")
 
@@ -142,7 +142,7 @@ def _unset_config(key: str) -> None:
     try:
         Config(workspace().db).unset(key)
     except ConfigError as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     st.session_state[f"cfg_in_{key}"] = ""
     flash(f"{key} unset: back to its default {json.dumps(KEYS[key].default)}")
@@ -226,7 +226,7 @@ def _save_webhook_url() -> None:
         else:
             Config(workspace().db).unset("notify.webhook_url")
     except ConfigError as exc:
-        flash(str(exc), "error")
+        show_error(exc)
         return
     flash(f"notify.webhook_url set to {url}" if url else "notify.webhook_url unset")
 
