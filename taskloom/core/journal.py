@@ -64,6 +64,12 @@ class Journal(Protocol):
 
     Every method commits before it returns, except inside :meth:`batch`,
     which groups the calls made within it into a single transaction.
+
+    Every state change is held against the transition table
+    (:mod:`taskloom.core.states`): one it forbids, or one from a state the
+    record is not in, raises :class:`taskloom.core.states.InvalidTransition`
+    and is not recorded. ``task_changed``'s ``was`` is the state the caller
+    knows the task is in (None: any state the table allows ``status`` from).
     """
 
     def batch(self) -> ContextManager[None]: ...
@@ -81,6 +87,7 @@ class Journal(Protocol):
         status: TaskState,
         *,
         at: float,
+        was: TaskState | None = None,
         attempts: int | Any = UNSET,
         next_attempt_at: float | None | Any = UNSET,
         skip_reason: str | None | Any = UNSET,

@@ -23,6 +23,12 @@ its persisted instant. Three ways to stop early:
 * :class:`taskloom.core.journal.Fenced`: another process took the run over; this
   one kills its attempts and writes nothing more.
 
+Every task state change is journaled with the state the runner knows the
+task is in (``was``), so the journal holds it against the transition table
+(:mod:`taskloom.core.states`) without reading it back: pending -> running
+when an attempt starts, running -> its end, running -> pending for a retry
+or an interrupt, pending -> skipped or cancelled for a task that never ran.
+
 Secret values are masked in every log line, error, output and rendered
 parameter before the journal sees them. Log lines are also escaped and
 capped (per line and per attempt, ``log_limits``) by each attempt's
@@ -317,7 +323,8 @@ class Runner:
             return False
         self._progress.retry_due[task_id] = at
         self._plan.mark_waiting(task_id)
-        self.journal.task_changed(self._run_id, task_id, TaskState.PENDING, at=now, next_attempt_at=at)
+        self.journal.task_changed(self._run_id, task_id, TaskState.PENDING, was=TaskState.PENDING, at=now,
+                                  next_attempt_at=at)
         self.on_event(RunEvent("task", task_id, "waiting", 0, f"starts at {datetime.fromtimestamp(at, tz=timezone.utc).isoformat()}"))
         return True
 
@@ -363,7 +370,8 @@ class Runner:
             self._run_id, task_id, number, at=now, params=self.masker.mask_value(params)
         )
         self.journal.task_changed(
-            self._run_id, task_id, TaskState.RUNNING, at=now, attempts=number, next_attempt_at=None
+            self._run_id, task_id, TaskState.RUNNING, was=TaskState.PENDING, at=now, attempts=number,
+            next_attempt_at=None,
         )
         running = _Running(task_id, number, attempt_id, threading.Event())
         self._progress.running[task_id] = running
@@ -486,14 +494,17 @@ class Runner:
         )
         self._logs.append(LogLine(self._run_id, item.task_id, item.attempt, item.at, "system", message))
         self.journal.task_changed(
-            self._run_id, item.task_id, TaskState.PENDING, at=item.at, next_attempt_at=due, error=item.result.error
+            self._run_id, item.task_id, TaskState.PENDING, was=TaskState.RUNNING, at=item.at, next_attempt_at=due,
+            error=item.result.error,
         )
         self.on_event(RunEvent("task", item.task_id, "retrying", item.attempt, message))
 
     def _requeue_interrupted(self, item: _Ended) -> None:
         """An attempt killed by :meth:`stop` runs again when the run resumes; it used up no retry."""
         self._plan.mark_waiting(item.task_id)
-        self.journal.task_changed(self._run_id, item.task_id, TaskState.PENDING, at=item.at, next_attempt_at=None)
+        self.journal.task_changed(
+            self._run_id, item.task_id, TaskState.PENDING, was=TaskState.RUNNING, at=item.at, next_attempt_at=None
+        )
 
     def _finish_task(
         self, task_id: str, status: TaskState, *, at: float, output: Any = None, error: str | None = None
@@ -501,7 +512,7 @@ class Runner:
         skipped = self._plan.finish(task_id, status, output)
         self._context["tasks"][task_id] = {"status": status.value, "output": output}
         self.journal.task_changed(
-            self._run_id, task_id, status, at=at,
+            self._run_id, task_id, status, was=TaskState.RUNNING, at=at,
             output=output if status is TaskState.SUCCEEDED else None, error=error,
         )
         for skipped_id, reason in skipped:
@@ -509,7 +520,8 @@ class Runner:
 
     def _skip(self, task_id: str, reason: str, at: float) -> None:
         self._context["tasks"][task_id] = {"status": TaskState.SKIPPED.value, "output": None}
-        self.journal.task_changed(self._run_id, task_id, TaskState.SKIPPED, at=at, skip_reason=reason)
+        self.journal.task_changed(self._run_id, task_id, TaskState.SKIPPED, was=TaskState.PENDING, at=at,
+                                  skip_reason=reason)
         self.on_event(RunEvent("task", task_id, TaskState.SKIPPED.value, detail=reason))
 
     # -- ending early -------------------------------------------------------
@@ -535,7 +547,8 @@ class Runner:
                 signal=item.result.signal, error=message, output=item.result.output,
             )
             self._plan.states[item.task_id] = final
-            self.journal.task_changed(self._run_id, item.task_id, final, at=item.at, error=message)
+            self.journal.task_changed(self._run_id, item.task_id, final, was=TaskState.RUNNING, at=item.at,
+                                      error=message)
 
     def _end_pending(self, status: TaskState, reason: str) -> None:
         now = self.clock()
@@ -543,7 +556,8 @@ class Runner:
             self._plan.states[task_id] = status
             reason_column = reason if status is TaskState.SKIPPED else None
             self.journal.task_changed(
-                self._run_id, task_id, status, at=now, next_attempt_at=None, skip_reason=reason_column
+                self._run_id, task_id, status, was=TaskState.PENDING, at=now, next_attempt_at=None,
+                skip_reason=reason_column,
             )
         self._progress.error = reason
 

@@ -4,6 +4,10 @@ A journal instance belongs to one process (its ``owner`` id, the runner
 heartbeat's). Every batch first checks that the runs it writes are still
 owned by it: when another process has taken a run over (its heartbeat
 expired), the old owner gets :class:`taskloom.core.journal.Fenced` and writes nothing.
+
+Every status it writes goes through :mod:`taskloom.storage.transitions`: a
+change the transition table forbids, or one from a state the row is not in,
+raises :class:`taskloom.core.states.InvalidTransition` and is not written.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from taskloom.core.states import FAILURE_STATES, RunState, TaskState
 
 from taskloom.storage.db import write_txn
 from taskloom.storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, OutputCodec
+from taskloom.storage.transitions import change_attempt, change_run, change_task
 
 __all__ = ["SqliteJournal", "dump_json"]
 
@@ -65,18 +70,14 @@ class SqliteJournal:
             if self.owner is not None:
                 self.db.execute("UPDATE runs SET owner = ? WHERE id = ?", [self.owner, run_id])
                 self._claimed.add(run_id)
-            self.db.execute(
-                "UPDATE runs SET status = ?, started = COALESCE(started, ?), ended = NULL, error = NULL"
-                " WHERE id = ?",
-                [RunState.RUNNING.value, at, run_id],
-            )
+            # queued (a new run) or crashed (a resumed one), whichever the table allows
+            change_run(self.db, run_id, RunState.RUNNING, assign="started = COALESCE(started, ?), ended = NULL,"
+                       " error = NULL", args=[at])
 
     def run_ended(self, run_id: int, status: RunState, *, at: float, error: str | None = None) -> None:
         with self.batch():
-            self.db.execute(
-                "UPDATE runs SET status = ?, ended = ?, error = ?, cancel_requested = NULL WHERE id = ?",
-                [RunState(status).value, at, error, run_id],
-            )
+            change_run(self.db, run_id, status, was=RunState.RUNNING, assign="ended = ?, error = ?,"
+                       " cancel_requested = NULL", args=[at, error])
 
     def _encode(self, value: Any, run_id: int, task_id: str, attempt: int) -> str:
         cached = self._encoded.get((run_id, task_id))
@@ -93,13 +94,14 @@ class SqliteJournal:
         status: TaskState,
         *,
         at: float,
+        was: TaskState | None = None,
         attempts: Any = UNSET,
         next_attempt_at: Any = UNSET,
         skip_reason: Any = UNSET,
         output: Any = UNSET,
         error: Any = UNSET,
     ) -> None:
-        columns = {"status": TaskState(status).value, "updated": at}
+        columns = {"updated": at}
         for name, value in (
             ("attempts", attempts),
             ("next_attempt_at", next_attempt_at),
@@ -112,10 +114,7 @@ class SqliteJournal:
             columns["output"] = None if output is None else self._encode(output, run_id, task_id, 0)
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self.batch():
-            self.db.execute(
-                f"UPDATE task_states SET {assignments} WHERE run_id = ? AND task_id = ?",
-                [*columns.values(), run_id, task_id],
-            )
+            change_task(self.db, run_id, task_id, status, was=was, assign=assignments, args=list(columns.values()))
 
     def attempt_started(self, run_id: int, task_id: str, number: int, *, at: float, params: Any) -> int:
         with self.batch():
@@ -149,11 +148,8 @@ class SqliteJournal:
                     "SELECT run_id, task_id, number FROM attempts WHERE id = ?", [attempt_id]
                 ).fetchone()
                 stored = self._encode(output, run_id, task_id, number)
-            self.db.execute(
-                "UPDATE attempts SET status = ?, ended = ?, exit_code = ?, signal = ?, error = ?,"
-                " output = ? WHERE id = ?",
-                [TaskState(status).value, at, exit_code, signal, error, stored, attempt_id],
-            )
+            change_attempt(self.db, attempt_id, status, assign="ended = ?, exit_code = ?, signal = ?, error = ?,"
+                           " output = ?", args=[at, exit_code, signal, error, stored])
 
     def append_logs(self, lines: Sequence[LogLine]) -> None:
         if not lines:
