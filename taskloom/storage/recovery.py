@@ -9,7 +9,9 @@ inside ``BEGIN IMMEDIATE``, so two recovering processes never both win.
 Recovery marks the dead runner's running attempts ``crashed`` (the
 infrastructure died, not the task), schedules a retry for each such task that
 has retries left (at the instant its retry policy gives) and ends the others
-``crashed``, and marks the run ``crashed``. What is left of the attempts'
+``crashed``, and marks the run ``crashed``. Each of these changes goes
+through the transition table (:mod:`taskloom.storage.transitions`), from the
+states the rows were read or claimed in within the same transaction. What is left of the attempts'
 process groups is returned as :class:`Leftover` records: killing them is
 runtime's (:mod:`taskloom.runtime.execution`), never the store's. The run is
 then ready for the runner with its snapshot.
@@ -29,9 +31,17 @@ from taskloom.core.states import FAILURE_STATES, RunState, TaskState
 
 from taskloom.storage.db import write_txn
 from taskloom.storage.heartbeat import DEFAULT_TTL, process_alive
+from taskloom.storage.transitions import change_attempt, change_attempts, change_run, change_task, change_tasks
 from taskloom.storage.workflows import document_by_hash
 
 __all__ = ["Orphan", "Recovered", "Leftover", "find_orphans", "take_over", "cancel_orphan"]
+
+#: The runs recovery takes over: a dead owner's queued (claimed, not started) or running runs.
+_ORPHANED = (RunState.QUEUED, RunState.RUNNING)
+#: The runs a cancel ends without a runner: nobody's queued run, a dead owner's, a crashed one.
+_CANCELLABLE = (RunState.QUEUED, RunState.RUNNING, RunState.CRASHED)
+#: The tasks a cancel ends: those that have not ended.
+_UNENDED = (TaskState.PENDING, TaskState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -110,28 +120,19 @@ def take_over(
     message = f"the runner died ({orphan.reason}); detected at recovery"
     result = Recovered(orphan.run_id, orphan.reason)
     with write_txn(db):
-        claimed = db.execute(
-            "UPDATE runs SET owner = ? WHERE id = ? AND owner IS ? AND status IN ('queued', 'running')",
-            [owner, orphan.run_id, orphan.owner],
-        ).rowcount
-        if not claimed:
+        # the claim is the crash's record: won by one process, from a state the table lets crash
+        if not change_run(db, orphan.run_id, RunState.CRASHED, was=_ORPHANED, assign="owner = ?, error = ?, ended = ?",
+                          args=[owner, message, now], also="owner IS ?", also_args=[orphan.owner], strict=False):
             return None
         workflow = _workflow_of(db, orphan.run_id)
         running = db.execute(
-            "SELECT id, task_id, number, pid FROM attempts WHERE run_id = ? AND status = 'running'",
-            [orphan.run_id],
+            "SELECT id, task_id, number, pid FROM attempts WHERE run_id = ? AND status = ?",
+            [orphan.run_id, TaskState.RUNNING.value],
         ).fetchall()
         for attempt_id, task_id, number, _ in running:
-            db.execute(
-                "UPDATE attempts SET status = 'crashed', ended = ?, error = ? WHERE id = ?",
-                [now, message, attempt_id],
-            )
+            change_attempt(db, attempt_id, TaskState.CRASHED, assign="ended = ?, error = ?", args=[now, message])
             _after_crash(db, workflow, orphan.run_id, task_id, now, message)
             result.crashed_attempts.append((task_id, number))
-        db.execute(
-            "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
-            [RunState.CRASHED.value, message, now, orphan.run_id],
-        )
     result.leftovers = _leftovers(running)
     return result
 
@@ -144,27 +145,17 @@ def cancel_orphan(db: sqlite_utils.Database, orphan: Orphan, *, owner: str) -> l
     """
     now = time.time()
     with write_txn(db):
-        claimed = db.execute(
-            "UPDATE runs SET owner = ?, status = 'cancelled', ended = ?, error = 'cancelled',"
-            " cancel_requested = NULL WHERE id = ? AND owner IS ? AND status IN ('queued', 'running', 'crashed')",
-            [owner, now, orphan.run_id, orphan.owner],
-        ).rowcount
-        if not claimed:
+        if not change_run(db, orphan.run_id, RunState.CANCELLED, was=_CANCELLABLE,
+                          assign="owner = ?, ended = ?, error = 'cancelled', cancel_requested = NULL",
+                          args=[owner, now], also="owner IS ?", also_args=[orphan.owner], strict=False):
             return None
         running = db.execute(
-            "SELECT id, task_id, number, pid FROM attempts WHERE run_id = ? AND status = 'running'",
-            [orphan.run_id],
+            "SELECT id, task_id, number, pid FROM attempts WHERE run_id = ? AND status = ?",
+            [orphan.run_id, TaskState.RUNNING.value],
         ).fetchall()
-        db.execute(
-            "UPDATE attempts SET status = 'cancelled', ended = ?, error = 'cancelled'"
-            " WHERE run_id = ? AND status = 'running'",
-            [now, orphan.run_id],
-        )
-        db.execute(
-            "UPDATE task_states SET status = 'cancelled', updated = ?, next_attempt_at = NULL"
-            " WHERE run_id = ? AND status IN ('pending', 'running')",
-            [now, orphan.run_id],
-        )
+        change_attempts(db, orphan.run_id, TaskState.CANCELLED, assign="ended = ?, error = 'cancelled'", args=[now])
+        change_tasks(db, orphan.run_id, TaskState.CANCELLED, was=_UNENDED, assign="updated = ?, next_attempt_at = NULL",
+                     args=[now])
     return _leftovers(running)
 
 
@@ -176,24 +167,18 @@ def _workflow_of(db: sqlite_utils.Database, run_id: int) -> Workflow:
 def _after_crash(
     db: sqlite_utils.Database, workflow: Workflow, run_id: int, task_id: str, now: float, message: str
 ) -> None:
-    """A crashed attempt uses up a retry like any failure: retry later, or end the task crashed."""
+    """A crashed attempt uses up a retry like any failure: retry later, or end the task crashed.
+
+    The task was running: its attempt was, and the runner journals both in one transaction.
+    """
     failures = db.execute(
         "SELECT count(*) FROM attempts WHERE run_id = ? AND task_id = ? AND status IN (?, ?, ?)",
         [run_id, task_id, *(s.value for s in FAILURE_STATES)],
     ).fetchone()[0]
     delay = retry_delay(workflow.tasks[task_id], failures)
-    if delay is None:
-        db.execute(
-            "UPDATE task_states SET status = ?, error = ?, updated = ?, next_attempt_at = NULL"
-            " WHERE run_id = ? AND task_id = ?",
-            [TaskState.CRASHED.value, message, now, run_id, task_id],
-        )
-    else:
-        db.execute(
-            "UPDATE task_states SET status = ?, error = ?, updated = ?, next_attempt_at = ?"
-            " WHERE run_id = ? AND task_id = ?",
-            [TaskState.PENDING.value, message, now, now + delay, run_id, task_id],
-        )
+    status, next_at = (TaskState.CRASHED, None) if delay is None else (TaskState.PENDING, now + delay)
+    change_task(db, run_id, task_id, status, was=TaskState.RUNNING,
+                assign="error = ?, updated = ?, next_attempt_at = ?", args=[message, now, next_at])
 
 
 def _leftovers(attempts: list[tuple]) -> list[Leftover]:

@@ -18,12 +18,13 @@ from taskloom.core.states import RunState, TaskState
 
 from taskloom.storage.db import write_txn
 from taskloom.storage.journal import dump_json
+from taskloom.storage.transitions import change_run, change_task
 from taskloom.storage.workflows import NotFound, put_document
 
 __all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs", "mark_cancel_requested",
            "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page",
            "request_resume", "run_triggers", "RunOwnership", "run_ownership", "link_parent_run", "subworkflow_depth",
-           "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers", "run_workflow_names"]
+           "reuse_results", "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers", "run_workflow_names"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -426,10 +427,27 @@ def log_page(
 def request_resume(db: sqlite_utils.Database, run_id: int) -> bool:
     """Put a crashed run back in the queue, owned by nobody, so the scheduler takes it up; whether it was."""
     with write_txn(db):
-        changed = db.execute(
-            "UPDATE runs SET status = 'queued', owner = NULL WHERE id = ? AND status = 'crashed'", [run_id]
-        ).rowcount
-    return bool(changed)
+        return change_run(db, run_id, RunState.QUEUED, was=RunState.CRASHED, assign="owner = NULL", strict=False)
+
+
+def reuse_results(db: sqlite_utils.Database, run_id: int, parent_run_id: int, task_ids: Sequence[str]) -> None:
+    """Give the tasks ``task_ids`` of the new run ``run_id`` (still pending) the results of its parent's.
+
+    A re-run's reused task goes from pending to the state it ended in
+    (succeeded or skipped), with its output and skip reason, and remembers
+    where they came from (``reused_from``).
+    """
+    if not task_ids:
+        return
+    with write_txn(db):
+        wanted = set(task_ids)
+        for task_id, status, output, skip_reason in db.execute(
+            "SELECT task_id, status, output, skip_reason FROM task_states WHERE run_id = ?", [parent_run_id]
+        ).fetchall():
+            if task_id in wanted:
+                change_task(db, run_id, task_id, TaskState(status), was=TaskState.PENDING,
+                            assign="output = ?, skip_reason = ?, reused_from = ?",
+                            args=[output, skip_reason, parent_run_id])
 
 
 def mark_cancel_requested(db: sqlite_utils.Database, run_id: int, *, at: float) -> bool:

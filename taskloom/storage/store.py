@@ -35,7 +35,7 @@ from taskloom.storage.db import StorageError, check_writable, connect, write_txn
 from taskloom.storage.heartbeat import Heartbeat
 from taskloom.storage.home import database_path, resolve_home
 from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
-from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested
+from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested, reuse_results
 from taskloom.storage.scheduling import ensure_webhook_tokens
 from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.storage.workflows import (
@@ -375,14 +375,7 @@ class Workspace:
                 trigger="rerun", trigger_payload=parent.trigger_payload, logical_time=parent.logical_time,
                 parent_run_id=parent.id, source=parent.source, owner=owner, folder=parent.folder,
             )
-            for task_id in workflow.tasks:
-                if task_id not in again:
-                    self.db.execute(
-                        "UPDATE task_states SET (status, output, skip_reason, reused_from) ="
-                        " (SELECT status, output, skip_reason, run_id FROM task_states WHERE run_id = ? AND task_id = ?)"
-                        " WHERE run_id = ? AND task_id = ?",
-                        [parent.id, task_id, new_id, task_id],
-                    )
+            reuse_results(self.db, new_id, parent.id, [t for t in workflow.tasks if t not in again])
         return new_id
 
     @storage_as_user_error
