@@ -22,6 +22,7 @@ Public classes, by family (``[module]`` is where each is defined, under ``tasklo
     │   ├── ConfigError [storage.config] - an unknown configuration key or a wrong value
     │   ├── SecretError [storage.secrets] - a secret that cannot be stored or read
     │   ├── ExecutorError [runtime.executors] - an executor that cannot be set up
+    │   ├── MailSettingsError [core.mail] - smtp.* settings that cannot send mail
     │   ├── PollError [runtime.pollers] - a file, git or workflow trigger that cannot poll
     │   └── ApiError [api.app] - a client's mistake, with its HTTP status
     ├── StorageError [core.errors] - the database cannot be opened or written; kind, path, reason, fix
