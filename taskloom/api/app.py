@@ -351,7 +351,7 @@ async def save_workflow(
 
 
 def _save(ws: Workspace, raw: bytes, message: str) -> tuple[Any, bool]:
-    return ws.save(ws.check_document(raw, source="the request body"), message=message, origin="api")
+    return ws.save(ws.check(raw, source="the request body"), message=message, origin="api")
 
 
 @router.get("/workflows/{name}", response_model=WorkflowDetail, tags=["workflows"], summary="A workflow's current version")

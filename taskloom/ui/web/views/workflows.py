@@ -306,13 +306,13 @@ def _import(source: str) -> None:
             return
     message = (st.session_state.get("import_message") or "").strip() or f"imported from {where}"
     try:
-        doc = ws.check_document(raw, source=where)
+        checked = ws.check(raw, source=where)  # validated once: save does not validate it again
         with write_txn(ws.db):
             try:
-                before: int | None = get_workflow(ws.db, doc["name"]).version
+                before: int | None = get_workflow(ws.db, checked.document["name"]).version
             except NotFound:
                 before = None
-            info, created = ws.save(doc, message=message, origin=f"upload:{where}")
+            info, created = ws.save(checked, message=message, origin=f"upload:{where}")
     except UserError as exc:
         error = str(exc)
         kind = sniff(raw, where)
