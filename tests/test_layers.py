@@ -34,7 +34,6 @@ PURE_LIBRARIES = {"networkx", "jsonschema", "jinja2", "markupsafe", "croniter", 
 IO_STDLIB = {"subprocess", "socket", "sqlite3", "multiprocessing", "shutil", "tempfile", "signal", "asyncio",
              "http", "urllib.request", "smtplib", "ssl", "select", "selectors", "ctypes", "pty", "fcntl"}
 
-LAYERS = ("core", "storage", "runtime", "api", "ui.cli", "ui.web", "ui")
 
 #: layer -> Taskloom layers it must never import
 FORBIDDEN = {

@@ -126,7 +126,7 @@ class Scheduler:
         storage_retry_max: float = 8.0,
     ) -> None:
         self.home = home
-        #: where task attempts run (an engine.executors.Executor); None: this machine, warm workers included
+        #: where task attempts run (a taskloom.runtime.executors.Executor); None: this machine, warm workers included
         self.executor = executor
         self.lease_ttl = lease_ttl
         self.grace = grace

@@ -37,7 +37,7 @@ class Loaded:
 
 
 def load_upload(raw: bytes, filename: str, source: str = "auto", *, timezone: str | None = None) -> Loaded:
-    """Read an uploaded file as ``source`` (one of :data:`engine.importers.FORMATS`)."""
+    """Read an uploaded file as ``source`` (one of :data:`taskloom.core.importers.FORMATS`)."""
     assert source in FORMATS
     kind = source if source != "auto" else (sniff(raw, filename) or "taskloom")
     if kind == "taskloom":
