@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from taskloom.runtime.logbuffer import AttemptLog
+from taskloom.core.attemptlog import AttemptLog
 from taskloom.core.logtext import LogLimits, cap_line, cut_bytes, escape_line
 from taskloom.runtime.process import LineSplitter
 from taskloom.core.registry import TaskType

@@ -14,7 +14,19 @@ from typing import Any, ContextManager, Protocol, Sequence
 from taskloom.core.errors import Fenced
 from taskloom.core.states import RunState, TaskState
 
-__all__ = ["Journal", "LogLine", "UNSET", "Fenced", "TaskSnapshot", "RunSnapshot"]
+__all__ = ["Journal", "LogLine", "RunEvent", "UNSET", "Fenced", "TaskSnapshot", "RunSnapshot"]
+
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A progress notice the runner gives displays (the CLI's live view): a task's or the run's new state."""
+
+    kind: str  # "task" | "run"
+    task_id: str | None
+    status: str
+    attempt: int = 0
+    detail: str = ""
 
 
 class _Unset:

@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from taskloom.runtime.executors import Executor
-from taskloom.core.journal import Fenced, Journal, LogLine, RunSnapshot
+from taskloom.core.journal import Fenced, Journal, LogLine, RunEvent, RunSnapshot
 from taskloom.runtime.logbuffer import AttemptLog, LogBuffer
 from taskloom.core.logtext import LogLimits, cut_bytes, cut_marker
 from taskloom.core.masking import Masker
@@ -74,17 +74,6 @@ def minimal_env(source: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     return env
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """A progress notice for displays (the CLI's live view)."""
-
-    kind: str  # "task" | "run"
-    task_id: str | None
-    status: str
-    attempt: int = 0
-    detail: str = ""
 
 
 @dataclass

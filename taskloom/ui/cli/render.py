@@ -14,7 +14,7 @@ from rich.text import Text
 
 from taskloom.core.logtext import escape_line, escape_text
 from taskloom.core.model import Workflow
-from taskloom.runtime.runner import RunEvent
+from taskloom.core.journal import RunEvent
 from taskloom.core.validation import Issue
 from taskloom.storage.runs import RunRecord
 
