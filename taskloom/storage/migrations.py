@@ -1,24 +1,40 @@
-"""Schema migrations, applied in order and recorded by sqlite-utils' ``Migrations``.
+"""Schema changes, written once for both backends and applied in order.
 
-Add a new function at the end for every schema change; never edit one that
-has shipped. All of them run inside one ``BEGIN IMMEDIATE`` so two processes
-opening a fresh database at once cannot both apply them.
+:data:`SCHEMA` lists every change with its SQL in SQLite's words; the few
+differences of PostgreSQL's (identity columns, ``DOUBLE PRECISION``,
+``BYTEA``) are made by :func:`taskloom.storage.dialect.postgres_ddl`, so the
+two schemas cannot drift apart (``tests/test_schema_dialects.py`` compares
+them on a real server of each).
+
+On SQLite the changes are recorded by sqlite-utils' ``Migrations`` under
+their names; all pending ones run inside one ``BEGIN IMMEDIATE`` so two
+processes opening a fresh database at once cannot both apply them. Add a
+change at the end for every schema change; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["MIGRATIONS", "migrate"]
-
-MIGRATIONS = Migrations("taskloom")
+__all__ = ["SCHEMA", "SchemaChange", "MIGRATIONS", "migrate", "statements", "postgres_changes"]
 
 
-@MIGRATIONS()
-def m001_core(db: sqlite_utils.Database) -> None:
-    _script(
-        db,
+@dataclass(frozen=True)
+class SchemaChange:
+    """One shipped change of the schema: its recorded name, why it was made, its DDL (SQLite's words)."""
+
+    name: str
+    why: str
+    sql: str
+
+
+SCHEMA: tuple[SchemaChange, ...] = (
+    SchemaChange(
+        "m001_core",
+        "Documents by hash, workflows and their versions, runs, task states, attempts and log lines.",
         """
         CREATE TABLE documents (
             sha256 TEXT PRIMARY KEY,
@@ -99,15 +115,12 @@ def m001_core(db: sqlite_utils.Database) -> None:
             line TEXT NOT NULL
         );
         CREATE INDEX logs_run ON logs(run_id, task_id, attempt, id);
-        """
-    )
-
-
-@MIGRATIONS()
-def m002_recovery_and_secrets(db: sqlite_utils.Database) -> None:
-    """Heartbeats of runner processes, run ownership, cancel requests, reused tasks, secrets."""
-    _script(
-        db,
+        
+        """,
+    ),
+    SchemaChange(
+        "m002_recovery_and_secrets",
+        'Heartbeats of runner processes, run ownership, cancel requests, reused tasks, secrets.',
         """
         CREATE TABLE runners (
             id TEXT PRIMARY KEY,
@@ -127,15 +140,12 @@ def m002_recovery_and_secrets(db: sqlite_utils.Database) -> None:
             created REAL NOT NULL,
             updated REAL NOT NULL
         )
+        
         """,
-    )
-
-
-@MIGRATIONS()
-def m003_config_and_task_memory(db: sqlite_utils.Database) -> None:
-    """Configuration values, and what a task of a workflow keeps between runs (watermarks)."""
-    _script(
-        db,
+    ),
+    SchemaChange(
+        "m003_config_and_task_memory",
+        'Configuration values, and what a task of a workflow keeps between runs (watermarks).',
         """
         CREATE TABLE config (
             key TEXT PRIMARY KEY,
@@ -150,15 +160,12 @@ def m003_config_and_task_memory(db: sqlite_utils.Database) -> None:
             updated REAL NOT NULL,
             PRIMARY KEY (workflow, task_id, key)
         )
+        
         """,
-    )
-
-
-@MIGRATIONS()
-def m004_scheduler(db: sqlite_utils.Database) -> None:
-    """Firings keyed by (workflow, trigger, instant), the scheduler lease, trigger cursors, webhook tokens."""
-    _script(
-        db,
+    ),
+    SchemaChange(
+        "m004_scheduler",
+        'Firings keyed by (workflow, trigger, instant), the scheduler lease, trigger cursors, webhook tokens.',
         """
         CREATE TABLE firings (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -202,44 +209,29 @@ def m004_scheduler(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (workflow, trigger_id)
         );
         CREATE INDEX runs_active ON runs(workflow, status) WHERE status IN ('queued', 'running')
+        
         """,
-    )
-
-
-@MIGRATIONS()
-def m005_log_pages(db: sqlite_utils.Database) -> None:
-    """Log pages of a task across attempts, in order, without sorting all its lines."""
-    _script(db, "CREATE INDEX logs_task ON logs(run_id, task_id, id)")
-
-
-@MIGRATIONS()
-def m006_origin_and_folder(db: sqlite_utils.Database) -> None:
-    """Where each version came from, and the folder its relative paths resolve against.
-
-    ``origin`` is ``KIND:DETAIL`` (``file:/abs/x.json``, ``crontab:/abs/crontab``,
-    ``designer``, ``api``); ``folder`` is an absolute path or NULL. A run keeps
-    the folder of the version (or file) it ran, so a later import elsewhere does
-    not move the paths of a run being resumed.
-    """
-    _script(
-        db,
+    ),
+    SchemaChange(
+        "m005_log_pages",
+        'Log pages of a task across attempts, in order, without sorting all its lines.',
+        """
+CREATE INDEX logs_task ON logs(run_id, task_id, id)
+        """,
+    ),
+    SchemaChange(
+        "m006_origin_and_folder",
+        'Where each version came from, and the folder its relative paths resolve against.  ``origin`` is ``KIND:DETAIL`` (``file:/abs/x.json``, ``crontab:/abs/crontab``, ``designer``, ``api``); ``folder`` is an absolute path or NULL. A run keeps the folder of the version (or file) it ran, so a later import elsewhere does not move the paths of a run being resumed.',
         """
         ALTER TABLE workflow_versions ADD COLUMN origin TEXT NOT NULL DEFAULT '';
         ALTER TABLE workflow_versions ADD COLUMN folder TEXT;
         ALTER TABLE runs ADD COLUMN folder TEXT
+        
         """,
-    )
-
-
-@MIGRATIONS()
-def m007_scheduler_api(db: sqlite_utils.Database) -> None:
-    """Where each scheduler process serves its REST API, so ``taskloom webhooks`` prints the real address.
-
-    One row per scheduler process (host, pid), written when it starts, with
-    ``url`` NULL when it serves no API; the lease says which one is active.
-    """
-    _script(
-        db,
+    ),
+    SchemaChange(
+        "m007_scheduler_api",
+        'Where each scheduler process serves its REST API, so ``taskloom webhooks`` prints the real address.  One row per scheduler process (host, pid), written when it starts, with ``url`` NULL when it serves no API; the lease says which one is active.',
         """
         CREATE TABLE scheduler_api (
             host TEXT NOT NULL,
@@ -248,15 +240,38 @@ def m007_scheduler_api(db: sqlite_utils.Database) -> None:
             started REAL NOT NULL,
             PRIMARY KEY (host, pid)
         )
+        
         """,
-    )
+    ),
+)
 
 
-def _script(db: sqlite_utils.Database, sql: str) -> None:
-    # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
-    for statement in sql.split(";"):
-        if statement.strip():
+def statements(sql: str) -> list[str]:
+    """The statements of a change's DDL, one by one (none of them holds a ``;`` in a literal)."""
+    return [statement.strip() for statement in sql.split(";") if statement.strip()]
+
+
+def postgres_changes() -> list[tuple[str, list[str]]]:
+    """Every change as ``(name, its statements in PostgreSQL's words)``, in order: the same schema, the
+    same names, for a store on PostgreSQL to apply and record."""
+    from taskloom.storage.dialect import postgres_ddl
+
+    return [(change.name, [postgres_ddl(s) for s in statements(change.sql)]) for change in SCHEMA]
+
+
+MIGRATIONS = Migrations("taskloom")
+
+
+def _register(change: SchemaChange) -> None:
+    @MIGRATIONS(name=change.name)
+    def apply(db: sqlite_utils.Database) -> None:
+        # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
+        for statement in statements(change.sql):
             db.execute(statement)
+
+
+for _change in SCHEMA:
+    _register(_change)
 
 
 def migrate(db: sqlite_utils.Database) -> None:
