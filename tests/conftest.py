@@ -51,3 +51,25 @@ def run_doc(ws: Workspace, tmp_path: Path):
         return ws.run(run_id, attempts=True)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session (tests/pgserver.py): ``postgresql://postgres@127.0.0.1:PORT/taskloom``.
+
+    A test that needs its own database calls ``pgserver.fresh_database(postgres_url)``. Without the server
+    binaries (or psycopg) this skips on a developer's machine and fails in CI (``CI=true``), where
+    `.ci/run` installs Debian's postgresql.
+    """
+    from pgserver import PostgresServer, require_postgres
+
+    with PostgresServer(require_postgres()) as server:
+        yield server.url
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> str:
+    """The URL of a new empty database of its own on the session's PostgreSQL server."""
+    from pgserver import fresh_database
+
+    return fresh_database(postgres_url)
