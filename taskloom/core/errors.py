@@ -34,7 +34,8 @@ Public classes, by family (``[module]`` is where each is defined, under ``tasklo
     │   └── SpecError [runtime.tasks.http] - http or notify parameters that cannot make a request
     └── InternalError [core.errors] - a bug in Taskloom, never the user's doing
         ├── InvalidTransition [core.states] - a state change the transition table does not allow
-        └── Unsupported [core.fastschema] - a schema keyword the fast predicate lacks (always caught)
+        ├── Unsupported [core.fastschema] - a schema keyword the fast predicate lacks (always caught)
+        └── DialectError [storage.dialect] - a schema statement with no PostgreSQL translation
 
 Private classes join the family of what they signal: ``_LineError`` (a crontab
 line), ``_ConstantError`` (``NaN`` in a document) and the web designer's

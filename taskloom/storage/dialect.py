@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from taskloom.core.errors import InternalError
+
 __all__ = ["postgres_ddl", "DialectError"]
 
 _TRANSLATIONS = (
@@ -37,7 +39,7 @@ _SQLITE_ONLY = re.compile(r"\b(AUTOINCREMENT|WITHOUT\s+ROWID|STRICT|PRAGMA|COLLA
                           re.IGNORECASE)
 
 
-class DialectError(ValueError):
+class DialectError(InternalError, ValueError):
     """A schema statement uses SQLite words with no PostgreSQL translation here; add one, or write it portably."""
 
 
