@@ -296,7 +296,9 @@ from taskloom.ui.cli.service import pause, scheduler, serve, trigger, webhooks  
 from taskloom.ui.cli.secrets import secrets  # noqa: E402
 from taskloom.ui.cli.webapp import ui  # noqa: E402
 
-for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui, dask_demo):
+from taskloom.ui.cli.database import db  # noqa: E402
+
+for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui, dask_demo, db):
     cli.add_command(_command)
 cli.add_command(next_, "next")
 

@@ -1,0 +1,136 @@
+"""Which schema changes a database has, and applying the missing ones: ``taskloom db status`` and ``db migrate``.
+
+Both backends hold the same changes (:data:`taskloom.storage.migrations.SCHEMA`):
+
+* a SQLite file records them in sqlite-utils' ``_sqlite_migrations`` table
+  (every other command also applies them on opening);
+* a PostgreSQL database records them in ``taskloom_migrations``. Applying takes
+  a transaction-scoped advisory lock first, so schedulers on several hosts
+  upgrading at once apply each change exactly once, and all pending changes
+  commit together or not at all.
+
+The PostgreSQL store itself is not there yet: only these two commands use a
+``postgresql://`` URL so far.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskloom.core.errors import UserMistake
+from taskloom.storage.migrations import MIGRATIONS, SCHEMA, postgres_changes
+from taskloom.storage.sqlite import sqlite_utils
+
+__all__ = ["SchemaState", "DatabaseUrlError", "schema_state", "apply_changes", "is_postgres_url"]
+
+#: The advisory lock key that serialises schema changes on a PostgreSQL database ("tlschema").
+_LOCK_KEY = 0x746C736368656D61
+
+_PG_LEDGER = ("CREATE TABLE IF NOT EXISTS taskloom_migrations"
+              " (name TEXT PRIMARY KEY, applied DOUBLE PRECISION NOT NULL)")
+
+
+class DatabaseUrlError(UserMistake, ValueError):
+    """A ``--database`` value that names no database Taskloom can use; the message says what it takes."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where the database is, which backend, and its applied and pending changes (by name, in order)."""
+
+    backend: str  # "sqlite" | "postgresql"
+    location: str  # a file path, or the URL without its password
+    applied: tuple[str, ...]
+    pending: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "database": self.location, "applied": list(self.applied),
+                "pending": list(self.pending), "current": not self.pending}
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def schema_state(database: str | Path) -> SchemaState:
+    """The schema state of a SQLite file or a ``postgresql://`` database, changing nothing."""
+    if isinstance(database, str) and is_postgres_url(database):
+        return _postgres_state(database)
+    return _sqlite_state(Path(database))
+
+
+def apply_changes(database: str | Path) -> tuple[SchemaState, list[str]]:
+    """Apply every pending change; return the state after and the names applied now."""
+    before = schema_state(database)
+    if isinstance(database, str) and is_postgres_url(database):
+        applied = _postgres_apply(database)
+    else:
+        from taskloom.storage.db import connect  # applies the changes on opening, under the write lock
+
+        connect(Path(database)).conn.close()
+        applied = [name for name in before.pending]
+    return schema_state(database), applied
+
+
+def _sqlite_state(path: Path) -> SchemaState:
+    names = [change.name for change in SCHEMA]
+    if not path.exists():
+        return SchemaState("sqlite", str(path), (), tuple(names))
+    db = sqlite_utils.Database(path)
+    try:
+        applied = {m.name for m in MIGRATIONS.applied(db)} if db["_sqlite_migrations"].exists() else set()
+    finally:
+        db.conn.close()
+    return SchemaState("sqlite", str(path), tuple(n for n in names if n in applied),
+                       tuple(n for n in names if n not in applied))
+
+
+def _connect_postgres(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise DatabaseUrlError("a postgresql:// database needs the PostgreSQL driver: install taskloom[postgres]"
+                               " (pip install 'taskloom[postgres]')") from None
+    try:
+        return psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise DatabaseUrlError(f"cannot connect to {_without_password(url)}: {str(exc).strip()}; check the host,"
+                               " port, user and database name, and that the server accepts this client") from None
+
+
+def _postgres_state(url: str) -> SchemaState:
+    names = [change.name for change in SCHEMA]
+    with _connect_postgres(url) as conn:
+        exists = conn.execute("SELECT to_regclass('taskloom_migrations') IS NOT NULL").fetchone()[0]
+        applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")} if exists else set()
+    return SchemaState("postgresql", _without_password(url), tuple(n for n in names if n in applied),
+                       tuple(n for n in names if n not in applied))
+
+
+def _postgres_apply(url: str) -> list[str]:
+    done = []
+    with _connect_postgres(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        conn.execute(_PG_LEDGER)
+        applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")}
+        for name, statements in postgres_changes():
+            if name in applied:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO taskloom_migrations (name, applied) VALUES (%s, %s)", [name, time.time()])
+            done.append(name)
+    return done
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
