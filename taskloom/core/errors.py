@@ -21,7 +21,8 @@ Public classes, by family (``[module]`` is where each is defined, under ``tasklo
     │   ├── NotFound [storage.workflows] - no such workflow, version or run
     │   ├── ConfigError [storage.config] - an unknown configuration key or a wrong value
     │   ├── SecretError [storage.secrets] - a secret that cannot be stored or read
-    │   ├── DatabaseUrlError [storage.schema_state] - a --database value no database answers to
+    │   ├── DatabaseUrlError [storage.schema_state] - a database that cannot be used: a wrong URL, no server, no driver
+    │   │   └── CopyRefused [storage.copy] - db copy into a database that already holds rows
     │   ├── ExecutorError [runtime.executors] - an executor that cannot be set up
     │   ├── MailSettingsError [core.mail] - smtp.* settings that cannot send mail
     │   ├── PollError [runtime.pollers] - a file, git or workflow trigger that cannot poll

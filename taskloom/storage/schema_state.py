@@ -24,10 +24,11 @@ from taskloom.core.errors import UserMistake
 from taskloom.storage.migrations import MIGRATIONS, SCHEMA, postgres_changes
 from taskloom.storage.sqlite import sqlite_utils
 
-__all__ = ["SchemaState", "DatabaseUrlError", "schema_state", "apply_changes", "is_postgres_url"]
+__all__ = ["SchemaState", "DatabaseUrlError", "schema_state", "apply_changes", "is_postgres_url", "connect_postgres",
+           "SCHEMA_LOCK"]
 
 #: The advisory lock key that serialises schema changes on a PostgreSQL database ("tlschema").
-_LOCK_KEY = 0x746C736368656D61
+SCHEMA_LOCK = 0x746C736368656D61
 
 _PG_LEDGER = ("CREATE TABLE IF NOT EXISTS taskloom_migrations"
               " (name TEXT PRIMARY KEY, applied DOUBLE PRECISION NOT NULL)")
@@ -88,7 +89,7 @@ def _sqlite_state(path: Path) -> SchemaState:
                        tuple(n for n in names if n not in applied))
 
 
-def _connect_postgres(url: str) -> Any:
+def connect_postgres(url: str) -> Any:
     try:
         import psycopg
     except ImportError:
@@ -103,7 +104,7 @@ def _connect_postgres(url: str) -> Any:
 
 def _postgres_state(url: str) -> SchemaState:
     names = [change.name for change in SCHEMA]
-    with _connect_postgres(url) as conn:
+    with connect_postgres(url) as conn:
         exists = conn.execute("SELECT to_regclass('taskloom_migrations') IS NOT NULL").fetchone()[0]
         applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")} if exists else set()
     return SchemaState("postgresql", _without_password(url), tuple(n for n in names if n in applied),
@@ -112,8 +113,8 @@ def _postgres_state(url: str) -> SchemaState:
 
 def _postgres_apply(url: str) -> list[str]:
     done = []
-    with _connect_postgres(url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    with connect_postgres(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
         conn.execute(_PG_LEDGER)
         applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")}
         for name, statements in postgres_changes():

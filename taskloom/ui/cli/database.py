@@ -1,4 +1,4 @@
-"""``taskloom db status`` and ``taskloom db migrate``: the schema of a Taskloom database, on SQLite or PostgreSQL.
+"""``taskloom db status``, ``db migrate`` and ``db copy``: the schema of a Taskloom database, on SQLite or PostgreSQL.
 
 Without ``--database`` they look at the SQLite file of the Taskloom home (every
 other command applies pending changes to it on opening). With
@@ -8,6 +8,8 @@ PostgreSQL store that the other commands will use is still to come.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -80,3 +82,32 @@ def migrate(ctx: click.Context, database: str | None, as_json: bool) -> None:
         return
     out.print(escape(f"applied {len(now)} change(s){': ' + ', '.join(now) if now else ''}"))
     _print_state(state)
+
+
+@db.command("copy")
+@click.option("--to", "target", required=True, metavar="URL", help="The empty postgresql:// database to copy into.")
+@click.option("--database", default=None, metavar="FILE", help="The SQLite file to copy (default: the home's).")
+@click.option("--json", "as_json", is_flag=True, help="Print {from, to, rows: {table: count}}.")
+@click.pass_context
+def copy_(ctx: click.Context, target: str, database: str | None, as_json: bool) -> None:
+    """Copy a SQLite home's database (every version, run, attempt, log line, secret, scheduler state) into an
+    empty PostgreSQL database, in one transaction, and check the counts; a target with any row is refused.
+
+    Secrets stay encrypted: copy the home's secret.key to the hosts that read them.
+    """
+    from taskloom.storage.copy import copy_to_postgres
+
+    source = _target(ctx, database)
+    if is_postgres_url(source) or not is_postgres_url(target):
+        raise _Fail("db copy copies a SQLite file (--database FILE, default the home's) --to a postgresql:// URL")
+    if not Path(source).is_file():
+        raise _Fail(f"{source} does not exist: nothing to copy")
+    try:
+        rows = copy_to_postgres(source, target)
+    except DatabaseUrlError as exc:
+        raise _Fail(str(exc)) from None
+    shown = schema_state(target).location
+    if as_json:
+        _print_json({"from": source, "to": shown, "rows": rows})
+        return
+    out.print(escape(f"copied {source} to {shown}: " + ", ".join(f"{n} {t}" for t, n in rows.items() if n)))

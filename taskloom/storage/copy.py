@@ -1,0 +1,81 @@
+"""``taskloom db copy --to postgresql://...``: a SQLite home's whole database, moved into an empty PostgreSQL one.
+
+Both hold the same schema (:mod:`taskloom.storage.migrations`), so the copy is
+row for row: the target is brought up to the schema first, then every table
+is copied in an order that keeps every reference valid (documents before the
+versions and runs that name them, a run before the runs it started), in one
+transaction, so a failure leaves the target as it was. Identity counters
+continue after the highest copied id. The counts of every table are compared
+before the transaction commits. Secrets stay encrypted: copy the home's key
+file (``secret.key``) to the hosts that will read them.
+
+A target that holds any row already is refused: a copy never merges.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from taskloom.storage.schema_state import DatabaseUrlError, connect_postgres, SCHEMA_LOCK, apply_changes
+from taskloom.storage.sqlite import sqlite_utils
+
+__all__ = ["TABLES", "copy_to_postgres", "CopyRefused"]
+
+#: Every table, parents before the tables that reference them.
+TABLES = (
+    "documents", "workflows", "workflow_versions", "runs", "task_states", "attempts", "logs", "runners",
+    "secrets", "config", "task_memory", "firings", "scheduler_lease", "trigger_state", "webhook_tokens",
+    "scheduler_api",
+)
+#: Tables whose ``id`` is an identity column on PostgreSQL (AUTOINCREMENT on SQLite).
+_IDENTITY = ("runs", "attempts", "logs", "firings")
+
+
+class CopyRefused(DatabaseUrlError):
+    """The target database already holds rows; a copy goes only into an empty database."""
+
+
+def copy_to_postgres(source: str | Path, url: str) -> dict[str, int]:
+    """Copy the SQLite database at ``source`` into the empty PostgreSQL database at ``url``; rows per table."""
+    src = sqlite_utils.Database(Path(source))
+    try:
+        if not src["documents"].exists():
+            raise DatabaseUrlError(f"{source} is not a Taskloom database (it has no documents table)")
+        apply_changes(url)
+        counts = {table: src.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+        with connect_postgres(url) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+            _refuse_unless_empty(conn, url)
+            for table in TABLES:
+                _copy_table(src, conn, table)
+            for table in _IDENTITY:
+                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                             f" GREATEST((SELECT max(id) FROM {table}), 1), (SELECT max(id) FROM {table}) IS NOT NULL)")
+            copied = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+            if copied != counts:
+                wrong = {t: (counts[t], copied[t]) for t in TABLES if counts[t] != copied[t]}
+                raise DatabaseUrlError(f"the copy does not match its source (table: source, copy): {wrong};"
+                                       " nothing was kept")
+    finally:
+        src.conn.close()
+    return counts
+
+
+def _refuse_unless_empty(conn: Any, url: str) -> None:
+    held = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+    busy = {table: n for table, n in held.items() if n}
+    if busy:
+        listed = ", ".join(f"{n} {table}" for table, n in busy.items())
+        raise CopyRefused(f"the target database is not empty ({listed}); a copy goes only into an empty"
+                          " database: create a new one (createdb) and copy into it")
+
+
+def _copy_table(src: sqlite_utils.Database, conn: Any, table: str) -> None:
+    columns = [row[1] for row in src.execute(f'PRAGMA table_info("{table}")')]
+    names = ", ".join(columns)
+    order = "id" if "id" in columns and table in _IDENTITY else "rowid"
+    rows = src.execute(f"SELECT {names} FROM {table} ORDER BY {order}")
+    with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
