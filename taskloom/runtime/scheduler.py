@@ -6,7 +6,9 @@ On becoming active a scheduler first resumes crashed runs, then fires.
 
 The loop does not poll: it computes the next instant anything is due (a
 firing, an event poll, a lease renewal) and sleeps on an event until then,
-or until something wakes it (a request from the API, SIGUSR1 from the CLI).
+or until something wakes it: a request from the API it serves, or a commit by any
+other process (a queued run, a cancel, a pause), seen on SQLite's change
+counter within 0.1 s (:meth:`Scheduler._watch_requests`); nobody signals it.
 Each firing is claimed in SQLite under its unique (workflow, trigger,
 instant) key before its run starts. Runs execute on threads of this process.
 

@@ -61,7 +61,8 @@ def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_ap
 
     Start two on one database for a hot standby: only one fires at a time, the
     other takes over within seconds when the first dies. SIGTERM stops cleanly
-    (runs are interrupted and resume on the next start); SIGUSR1 wakes it.
+    (runs are interrupted and resume on the next start); it notices what other
+    processes record (a queued run, a cancel) by itself, and SIGUSR1 still wakes it at once.
     """
     with open_executor(executor, dask_address) as where:
         _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where)
