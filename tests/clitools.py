@@ -27,10 +27,21 @@ def start(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Popen[s
     )
 
 
-def taskloom(home: Path, *args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def taskloom(home: Path, *args: str, cwd: Path | None = None, timeout: float = 60,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``taskloom ARGS`` to its end; ``input`` is piped to its stdin (a secret's value)."""
     return subprocess.run(
-        [TASKLOOM, *args], env=env_for(home), cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [TASKLOOM, *args], env=env_for(home), cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def query(home: Path, sql: str, *args: Any) -> list[tuple]:

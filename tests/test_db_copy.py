@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from clitools import TASKLOOM, env_for, query, taskloom
+from clitools import query, taskloom
 from conftest import ROOT
 from taskloom.storage.copy import TABLES
 
@@ -20,8 +19,7 @@ def used_home(home: Path) -> Path:
     assert taskloom(home, "import", *examples).returncode == 0
     for who in ("Ada", "Grace"):
         assert taskloom(home, "run", "hello", "-p", f"who={who}").returncode == 0
-    subprocess.run([TASKLOOM, "secrets", "set", "API_TOKEN"], input="tok-1234", text=True, env=env_for(home),
-                   check=True, capture_output=True)
+    assert taskloom(home, "secrets", "set", "API_TOKEN", input="tok-1234").returncode == 0
     assert taskloom(home, "config", "set", "logs.max_line_bytes", "50000").returncode == 0
     return home
 

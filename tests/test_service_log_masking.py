@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from clitools import start, taskloom, wait_for, query, write_flow
+from clitools import free_port, query, start, taskloom, wait_for, write_flow
 from taskloom.core.masking import KNOWN_SECRETS, KnownSecrets
 from taskloom.ui.logmask import MaskedStream
 
@@ -64,13 +64,6 @@ def http_server():
     server.server_close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_the_schedulers_own_log_never_shows_a_secret(home: Path, tmp_path: Path, http_server: str) -> None:
     doc = {
@@ -85,9 +78,9 @@ def test_the_schedulers_own_log_never_shows_a_secret(home: Path, tmp_path: Path,
         "edges": [{"from": "call", "to": "tell"}],
     }
     for name, value in (("API_TOKEN", API_TOKEN), ("HOOK_PATH", HOOK_PATH)):
-        assert taskloom_stdin(home, value, "secrets", "set", name).returncode == 0
+        assert taskloom(home, "secrets", "set", name, input=value).returncode == 0
     assert taskloom(home, "import", write_flow(tmp_path, doc)).returncode == 0
-    port = _free_port()
+    port = free_port()
     proc = start(home, "scheduler", "--port", str(port), "--token", "t0ken-for-the-api")
     try:
         wait_for(lambda: query(home, "SELECT holder FROM scheduler_lease"), what="the scheduler's lease")
@@ -104,15 +97,6 @@ def test_the_schedulers_own_log_never_shows_a_secret(home: Path, tmp_path: Path,
     for value in (API_TOKEN, HOOK_PATH):
         for form in secret_forms(value):
             assert form not in printed, f"the scheduler printed the secret as {form!r}:\n{printed}"
-
-
-def taskloom_stdin(home: Path, value: str, *args: str):
-    import subprocess
-
-    from clitools import TASKLOOM, env_for
-
-    return subprocess.run([TASKLOOM, *args], input=value, env=env_for(home), capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_masked_stream_masks_log_records_and_lines_split_across_writes() -> None:

@@ -124,9 +124,7 @@ def test_validate_check_runtime_reports_a_missing_module_and_secret(home: Path, 
     assert str(folder) in issues["/tasks/0/params/callable"]["hint"]
     assert "taskloom secrets set API_TOKEN" in issues["/tasks/2/params/env/TOKEN"]["hint"]
     (folder / "model.py").write_text("def score():\n    return {'max': 1}\n")
-    subprocess.run([str(Path(__import__("sys").executable).with_name("taskloom")), "secrets", "set", "API_TOKEN"],
-                   input="value-1234", text=True, check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", "HOME": str(home), "TASKLOOM_HOME": str(home)})
+    assert taskloom(home, "secrets", "set", "API_TOKEN", input="value-1234").returncode == 0
     again = taskloom(home, "validate", str(path), "--check-runtime", cwd=tmp_path)
     assert again.returncode == 0, again.stdout
 
