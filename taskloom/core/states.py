@@ -25,6 +25,7 @@ __all__ = [
     "RunState",
     "TASK_TRANSITIONS",
     "RUN_TRANSITIONS",
+    "FINAL_RUN_STATES",
     "ATTEMPT_TRANSITIONS",
     "TERMINAL_TASK_STATES",
     "FAILURE_STATES",
@@ -139,6 +140,9 @@ RUN_TRANSITIONS: dict[RunState, dict[RunState, str]] = {
     RunState.FAILED: {},
     RunState.CANCELLED: {},
 }
+
+#: The run states nothing follows (a crashed run can still resume): derived from the table.
+FINAL_RUN_STATES = frozenset(state for state, moves in RUN_TRANSITIONS.items() if not moves)
 
 #: old -> {new: why}. An attempt is created running and ends once.
 ATTEMPT_TRANSITIONS: dict[TaskState, dict[TaskState, str]] = {

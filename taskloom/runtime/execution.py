@@ -16,7 +16,7 @@ from typing import Any, Callable
 from taskloom.core.journal import Journal
 from taskloom.core.model import Workflow
 from taskloom.core.registry import Registry, default_registry
-from taskloom.core.states import TERMINAL_RUN_STATES, RunState
+from taskloom.core.states import FINAL_RUN_STATES, RunState
 from taskloom.runtime.executors import Executor
 from taskloom.runtime.process import kill_leftover_group
 from taskloom.runtime.runner import RunEvent, Runner
@@ -150,7 +150,7 @@ def cancel(ws: Workspace, run_id: int, *, owner: str, grace: float = 5.0) -> str
     here), or ``"ended"`` when the run had already ended.
     """
     run = ws.run(run_id)
-    if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+    if RunState(run.status) in FINAL_RUN_STATES:
         return "ended"
     if run.status == RunState.QUEUED.value and ws.owner_of(run_id) is None:
         # a request no scheduler took yet: nothing runs, so cancel it here (unless one claims it now)

@@ -65,14 +65,13 @@ def schema_state(database: str | Path) -> SchemaState:
 
 def apply_changes(database: str | Path) -> tuple[SchemaState, list[str]]:
     """Apply every pending change; return the state after and the names applied now."""
-    before = schema_state(database)
     if isinstance(database, str) and is_postgres_url(database):
         applied = _postgres_apply(database)
     else:
         from taskloom.storage.db import connect  # applies the changes on opening, under the write lock
 
+        applied = list(_sqlite_state(Path(database)).pending)
         connect(Path(database)).conn.close()
-        applied = [name for name in before.pending]
     return schema_state(database), applied
 
 

@@ -27,7 +27,7 @@ from taskloom.core.params import ParamError, resolve_params
 from taskloom.core.plan import tasks_to_rerun
 from taskloom.storage.plugins import load_registry
 from taskloom.core.registry import Registry
-from taskloom.core.states import TERMINAL_RUN_STATES, RunState, TaskState
+from taskloom.core.states import FINAL_RUN_STATES, RunState, TaskState
 from taskloom.core.validation import Issue, parse_document, validate_document
 
 from taskloom.storage.config import Config, log_limits
@@ -391,19 +391,14 @@ class Workspace:
         runner that died, at once.
         """
         run = self.run(run_id)
-        if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+        if RunState(run.status) in FINAL_RUN_STATES:
             return "ended"
-        if run.status in (RunState.QUEUED.value, RunState.CRASHED.value) and (
-                run.status == RunState.CRASHED.value or self.owner_of(run_id) is None):
-            waiting = Orphan(run_id, run.workflow, self.owner_of(run_id), run.status)
-            leftovers = cancel_orphan(self.db, waiting, owner=owner)
-            if leftovers is not None:
-                if leftovers:  # attempts still marked running: their processes are runtime's to end
-                    log.warning("run %d was cancelled with %d attempt(s) still marked running", run_id,
-                                len(leftovers))
+        holder = self.owner_of(run_id)
+        if run.status == RunState.CRASHED.value or (run.status == RunState.QUEUED.value and holder is None):
+            # nothing runs it: cancel it here, unless another process takes it first
+            if cancel_orphan(self.db, Orphan(run_id, run.workflow, holder, run.status), owner=owner) is not None:
                 return "cancelled"
-            run = self.run(run_id)
-            if run.status in {s.value for s in TERMINAL_RUN_STATES} - {RunState.CRASHED.value}:
+            if RunState(self.run(run_id).status) in FINAL_RUN_STATES:
                 return "ended"
         mark_cancel_requested(self.db, run_id, at=time.time())
         return "requested"
