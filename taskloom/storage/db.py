@@ -37,19 +37,26 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, Union
 
 from taskloom.core.errors import StorageError
 
 from taskloom.storage import failpoints
+from taskloom.storage.schema_state import is_postgres_url
 from taskloom.storage.sqlite import DRIVER, sqlite3, sqlite_utils
 
 __all__ = [
     "connect", "write_txn", "check_writable", "BUSY_TIMEOUT_MS", "LOCK_TIMEOUT", "BUSY_TIMEOUT_ENV", "LOCK_TIMEOUT_ENV",
-    "StorageError", "storage_error", "sqlite_version_note", "WAL_RESET_FIXED", "data_version",
+    "StorageError", "storage_error", "sqlite_version_note", "WAL_RESET_FIXED", "data_version", "watch_changes",
+    "ChangeWatch", "Database", "backend_of", "database_location",
 ]
 
 log = logging.getLogger("taskloom.storage")
+
+#: A Taskloom store: a SQLite file opened through sqlite-utils, or a
+#: :class:`taskloom.storage.postgres.PgDatabase`. Storage calls only what both
+#: offer: ``execute``, ``conn.executemany``, ``conn.in_transaction``, ``conn.close``.
+Database = Union[sqlite_utils.Database, Any]
 
 #: How long one SQLite call waits for another process's write lock (its busy handler), by default.
 BUSY_TIMEOUT_MS = 30_000
@@ -199,16 +206,22 @@ def _affected_by_wal_reset_bug(version: tuple[int, ...]) -> bool:
 
 def connect(
     path: str | Path, *, busy_timeout_ms: int | None = None, lock_timeout: float | None = None
-) -> sqlite_utils.Database:
+) -> Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
-    ``busy_timeout_ms`` and ``lock_timeout`` default to ``TASKLOOM_BUSY_TIMEOUT_MS``
-    and ``TASKLOOM_LOCK_TIMEOUT`` when set, else :data:`BUSY_TIMEOUT_MS` and
+    ``path`` is a SQLite file, or a ``postgresql://`` URL for the PostgreSQL
+    store (:mod:`taskloom.storage.postgres`). ``busy_timeout_ms`` and
+    ``lock_timeout`` default to ``TASKLOOM_BUSY_TIMEOUT_MS`` and
+    ``TASKLOOM_LOCK_TIMEOUT`` when set, else :data:`BUSY_TIMEOUT_MS` and
     :data:`LOCK_TIMEOUT` (see the module docstring). Raises :class:`StorageError`.
     """
-    path = Path(path)
     busy_ms = int(_env_number(BUSY_TIMEOUT_ENV, BUSY_TIMEOUT_MS) if busy_timeout_ms is None else busy_timeout_ms)
     lock_s = _env_number(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT) if lock_timeout is None else lock_timeout
+    if is_postgres_url(path):
+        from taskloom.storage.postgres import open_postgres
+
+        return open_postgres(str(path), lock_timeout=lock_s)
+    path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -248,6 +261,16 @@ def connect(
     return db
 
 
+def backend_of(db: Database) -> str:
+    """``"sqlite"`` or ``"postgresql"``: which store ``db`` is."""
+    return getattr(db, "backend", "sqlite")
+
+
+def database_location(db: Database) -> str:
+    """What messages call the store: the SQLite file's path, or the URL without its password."""
+    return str(_path_of(db)) if backend_of(db) == "sqlite" else db.taskloom_path
+
+
 def _path_of(db: sqlite_utils.Database) -> Path:
     path = getattr(db, "taskloom_path", None)
     if path is None:  # a Database opened without connect(): ask SQLite
@@ -263,6 +286,9 @@ def check_writable(db: sqlite_utils.Database) -> None:
     database, rather than failing on its first write.
     """
     with write_txn(db):
+        if backend_of(db) == "postgresql":  # refused in a read-only transaction, whatever it matches
+            db.execute("UPDATE taskloom_migrations SET applied = applied WHERE false")
+            return
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute(f"PRAGMA user_version = {int(version)}")
 
@@ -284,6 +310,10 @@ def write_txn(
     transaction (not for nested calls): a check that holds for the whole
     transaction, such as a run's ownership fence.
     """
+    if backend_of(db) == "postgresql":
+        with db.write_txn(durable=durable, on_begin=on_begin):
+            yield db
+        return
     lock: threading.RLock = db.lock  # type: ignore[attr-defined]
     with lock:
         if db.conn.in_transaction:
@@ -364,3 +394,41 @@ def data_version(db: sqlite_utils.Database) -> int:
     requests recorded by other processes without being signalled.
     """
     return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+class ChangeWatch(Protocol):
+    def wait(self, timeout: float) -> bool: ...
+    def close(self) -> None: ...
+
+
+class _SqliteChangeWatch:
+    """Another connection's commit, seen on SQLite's change counter (:func:`data_version`), looked at every ``timeout``."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        self._seen = data_version(self._db)
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(timeout)
+        try:
+            version = data_version(self._db)
+        except (StorageError, sqlite3.Error):
+            return False  # the scheduler's loop reports a database in trouble
+        changed, self._seen = version != self._seen, version
+        return changed
+
+    def close(self) -> None:
+        self._db.conn.close()
+
+
+def watch_changes(database: str | Path) -> ChangeWatch:
+    """Something to wait on until another process commits to ``database``: the scheduler's ear for requests.
+
+    On SQLite, the change counter read every ``timeout``; on PostgreSQL,
+    ``LISTEN`` for the notice every write transaction sends as it commits.
+    """
+    if is_postgres_url(database):
+        from taskloom.storage.postgres import PgChangeWatch
+
+        return PgChangeWatch(str(database))
+    return _SqliteChangeWatch(Path(database))

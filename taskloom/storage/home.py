@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["resolve_home", "database_path"]
+__all__ = ["resolve_home", "database_path", "resolve_database", "DATABASE_URL_ENV"]
+
+#: The environment variable that points every command at a PostgreSQL store (``--database`` wins over it).
+DATABASE_URL_ENV = "TASKLOOM_DATABASE_URL"
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -18,6 +21,25 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
 
 def database_path(home: Path) -> Path:
     return home / "taskloom.db"
+
+
+def resolve_database(home: Path, database: str | os.PathLike[str] | None = None) -> str | Path:
+    """The store a command works on: ``database`` if given, else ``$TASKLOOM_DATABASE_URL``, else ``HOME/taskloom.db``.
+
+    A ``postgresql://`` URL stays a string; anything else is the path of a
+    SQLite file. Raises ``ValueError`` (with what to give instead) for a URL of another kind.
+    """
+    value = database if database else os.environ.get(DATABASE_URL_ENV) or None
+    if value is None:
+        return database_path(home)
+    text = os.fspath(value)
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    if "://" in text:
+        where = "--database" if database else DATABASE_URL_ENV
+        raise ValueError(f"{where}={text!r} names no database Taskloom can use: give a postgresql:// URL"
+                         " (postgresql://USER@HOST/DB) or the path of a SQLite file")
+    return Path(text).expanduser()
 
 
 def files_folder(home: Path) -> Path:

@@ -9,8 +9,8 @@ Both backends hold the same changes (:data:`taskloom.storage.migrations.SCHEMA`)
   upgrading at once apply each change exactly once, and all pending changes
   commit together or not at all.
 
-The PostgreSQL store itself is not there yet: only these two commands use a
-``postgresql://`` URL so far.
+The PostgreSQL store (:mod:`taskloom.storage.postgres`) applies them through
+:func:`apply_changes` when a process first opens the database.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from taskloom.storage.migrations import MIGRATIONS, SCHEMA, postgres_changes
 from taskloom.storage.sqlite import sqlite_utils
 
 __all__ = ["SchemaState", "DatabaseUrlError", "schema_state", "apply_changes", "is_postgres_url", "connect_postgres",
-           "SCHEMA_LOCK"]
+           "SCHEMA_LOCK", "without_password"]
 
 #: The advisory lock key that serialises schema changes on a PostgreSQL database ("tlschema").
 SCHEMA_LOCK = 0x746C736368656D61
@@ -52,8 +52,9 @@ class SchemaState:
                 "pending": list(self.pending), "current": not self.pending}
 
 
-def is_postgres_url(value: str) -> bool:
-    return value.startswith(("postgresql://", "postgres://"))
+def is_postgres_url(value: object) -> bool:
+    """Whether ``value`` (a ``--database`` value, a path) is a PostgreSQL URL rather than a SQLite file."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
 def schema_state(database: str | Path) -> SchemaState:
@@ -97,7 +98,7 @@ def connect_postgres(url: str) -> Any:
     try:
         return psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as exc:
-        raise DatabaseUrlError(f"cannot connect to {_without_password(url)}: {str(exc).strip()}; check the host,"
+        raise DatabaseUrlError(f"cannot connect to {without_password(url)}: {str(exc).strip()}; check the host,"
                                " port, user and database name, and that the server accepts this client") from None
 
 
@@ -106,7 +107,7 @@ def _postgres_state(url: str) -> SchemaState:
     with connect_postgres(url) as conn:
         exists = conn.execute("SELECT to_regclass('taskloom_migrations') IS NOT NULL").fetchone()[0]
         applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")} if exists else set()
-    return SchemaState("postgresql", _without_password(url), tuple(n for n in names if n in applied),
+    return SchemaState("postgresql", without_password(url), tuple(n for n in names if n in applied),
                        tuple(n for n in names if n not in applied))
 
 
@@ -126,7 +127,8 @@ def _postgres_apply(url: str) -> list[str]:
     return done
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` as messages may show it: its password, if it has one, replaced by ``***``."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)

@@ -33,7 +33,7 @@ from taskloom.core.validation import Issue, parse_document, validate_document
 from taskloom.storage.config import Config, log_limits
 from taskloom.storage.db import StorageError, check_writable, connect, write_txn
 from taskloom.storage.heartbeat import Heartbeat
-from taskloom.storage.home import database_path, resolve_home
+from taskloom.storage.home import resolve_database, resolve_home
 from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
 from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested, reuse_results
 from taskloom.storage.scheduling import ensure_webhook_tokens
@@ -128,14 +128,27 @@ class Workspace:
     #: (:func:`taskloom.runtime.execution.execute` sets it)
     storage_failure: StorageError | None = None
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None,
+                 database: str | os.PathLike[str] | None = None) -> None:
         self.home = resolve_home(home)
-        self.db_path = database_path(self.home)
+        try:
+            #: the store: ``HOME/taskloom.db``, another SQLite file, or a ``postgresql://`` URL
+            #: (``database``, else ``$TASKLOOM_DATABASE_URL``)
+            self.db_path = resolve_database(self.home, database)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         self.registry = registry or load_registry()
         try:
             self.db: sqlite_utils.Database = connect(self.db_path)
         except StorageError as exc:
             raise UserError(str(exc), storage=exc) from None
+        except UserMistake as exc:  # a postgresql:// URL without the driver installed
+            raise UserError(str(exc)) from None
+
+    @property
+    def database(self) -> str | Path:
+        """Where the store is (what :func:`taskloom.storage.db.connect` opens): a file path or a URL."""
+        return self.db_path
 
     def close(self) -> None:
         self.db.conn.close()
@@ -350,7 +363,7 @@ class Workspace:
             )
         with write_txn(self.db):
             claimed = self.db.execute(
-                "UPDATE runs SET owner = ? WHERE id = ? AND status = 'crashed' AND owner IS ?",
+                "UPDATE runs SET owner = ? WHERE id = ? AND status = 'crashed' AND owner IS NOT DISTINCT FROM ?",
                 [owner, run_id, self.db.execute("SELECT owner FROM runs WHERE id = ?", [run_id]).fetchone()[0]],
             ).rowcount
         if not claimed:
