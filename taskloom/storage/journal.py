@@ -120,10 +120,10 @@ class SqliteJournal:
         with self.batch():
             cursor = self.db.execute(
                 "INSERT INTO attempts (run_id, task_id, number, status, started, params)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 [run_id, task_id, number, TaskState.RUNNING.value, at, dump_json(params)],
             )
-            return int(cursor.lastrowid)
+            return int(cursor.fetchall()[0][0])
 
     def attempt_process(self, attempt_id: int, pid: int) -> None:
         # Only needed to kill leftovers after this process dies; after a power loss none are left.
@@ -179,7 +179,7 @@ class SqliteJournal:
         tasks = {}
         for task_id, status, attempts, next_at, skip_reason, output in self.db.execute(
             "SELECT task_id, status, attempts, next_attempt_at, skip_reason, output FROM task_states"
-            " WHERE run_id = ? ORDER BY rowid",
+            " WHERE run_id = ? ORDER BY position",
             [run_id],
         ):
             tasks[task_id] = TaskSnapshot(

@@ -29,6 +29,9 @@ class SchemaChange:
     name: str
     why: str
     sql: str
+    #: statements only a SQLite file needs, to fill the change's new columns in rows written before it (in
+    #: SQLite's words; no PostgreSQL store held rows before the change that needs one, m008)
+    sqlite_backfill: str = ""
 
 
 SCHEMA: tuple[SchemaChange, ...] = (
@@ -243,6 +246,15 @@ CREATE INDEX logs_task ON logs(run_id, task_id, id)
         
         """,
     ),
+    SchemaChange(
+        "m008_task_order",
+        "A task's place in its workflow, so that a run's tasks are listed in the workflow's order on PostgreSQL"
+        " too, where no rowid remembers the order rows were written in.",
+        """
+        ALTER TABLE task_states ADD COLUMN position INTEGER
+        """,
+        sqlite_backfill="UPDATE task_states SET position = rowid WHERE position IS NULL",
+    ),
 )
 
 
@@ -266,7 +278,7 @@ def _register(change: SchemaChange) -> None:
     @MIGRATIONS(name=change.name)
     def apply(db: sqlite_utils.Database) -> None:
         # Not executescript(): it would COMMIT the surrounding BEGIN IMMEDIATE.
-        for statement in statements(change.sql):
+        for statement in statements(change.sql) + statements(change.sqlite_backfill):
             db.execute(statement)
 
 

@@ -122,7 +122,7 @@ def take_over(
     with write_txn(db):
         # the claim is the crash's record: won by one process, from a state the table lets crash
         if not change_run(db, orphan.run_id, RunState.CRASHED, was=_ORPHANED, assign="owner = ?, error = ?, ended = ?",
-                          args=[owner, message, now], also="owner IS ?", also_args=[orphan.owner], strict=False):
+                          args=[owner, message, now], also="owner IS NOT DISTINCT FROM ?", also_args=[orphan.owner], strict=False):
             return None
         workflow = _workflow_of(db, orphan.run_id)
         running = db.execute(
@@ -147,7 +147,7 @@ def cancel_orphan(db: sqlite_utils.Database, orphan: Orphan, *, owner: str) -> l
     with write_txn(db):
         if not change_run(db, orphan.run_id, RunState.CANCELLED, was=_CANCELLABLE,
                           assign="owner = ?, ended = ?, error = 'cancelled', cancel_requested = NULL",
-                          args=[owner, now], also="owner IS ?", also_args=[orphan.owner], strict=False):
+                          args=[owner, now], also="owner IS NOT DISTINCT FROM ?", also_args=[orphan.owner], strict=False):
             return None
         running = db.execute(
             "SELECT id, task_id, number, pid FROM attempts WHERE run_id = ? AND status = ?",

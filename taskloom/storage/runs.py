@@ -178,7 +178,8 @@ def create_run(
         digest = put_document(db, doc, at=at)
         cursor = db.execute(
             "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
-            " logical_time, created, parent_run_id, source, owner, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " logical_time, created, parent_run_id, source, owner, folder)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 doc["name"], version, digest, RunState.QUEUED.value, trigger, trigger_id,
                 None if trigger_payload is None else dump_json(trigger_payload),
@@ -186,10 +187,10 @@ def create_run(
                 at, parent_run_id, source, owner, folder,
             ],
         )
-        run_id = int(cursor.lastrowid)
+        run_id = int(cursor.fetchall()[0][0])
         db.conn.executemany(
-            "INSERT INTO task_states (run_id, task_id, status, attempts, updated) VALUES (?, ?, ?, 0, ?)",
-            [(run_id, t["id"], TaskState.PENDING.value, at) for t in doc["tasks"]],
+            "INSERT INTO task_states (run_id, task_id, status, attempts, updated, position) VALUES (?, ?, ?, 0, ?, ?)",
+            [(run_id, t["id"], TaskState.PENDING.value, at, index) for index, t in enumerate(doc["tasks"])],
         )
     return run_id
 
@@ -202,7 +203,7 @@ def get_run(db: sqlite_utils.Database, run_id: int, *, with_attempts: bool = Fal
     run = _run(row)
     for r in db.execute(
         "SELECT task_id, status, attempts, next_attempt_at, skip_reason, output, error"
-        " FROM task_states WHERE run_id = ? ORDER BY rowid",
+        " FROM task_states WHERE run_id = ? ORDER BY position",
         [run_id],
     ):
         run.tasks[r[0]] = TaskRecord(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6])

@@ -35,8 +35,8 @@ def run_counts_by_workflow(db: sqlite_utils.Database) -> list[tuple[str, int, in
     """Per workflow (by name): ``(workflow, runs, succeeded, failed or crashed, cancelled, queued or running)``."""
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in db.execute(
         "SELECT workflow, COUNT(*),"
-        " SUM(status = 'succeeded'), SUM(status IN ('failed', 'crashed')), SUM(status = 'cancelled'),"
-        " SUM(status IN ('running', 'queued'))"
+        " COUNT(*) FILTER (WHERE status = 'succeeded'), COUNT(*) FILTER (WHERE status IN ('failed', 'crashed')),"
+        " COUNT(*) FILTER (WHERE status = 'cancelled'), COUNT(*) FILTER (WHERE status IN ('running', 'queued'))"
         " FROM runs GROUP BY workflow ORDER BY workflow"
     ).fetchall()]
 

@@ -109,13 +109,14 @@ def claim_firing(
     """Record a firing once; its id, or None when the instant was already claimed or our lease is gone."""
     with write_txn(db):
         cursor = db.execute(
-            "INSERT OR IGNORE INTO firings (workflow, trigger_id, instant, status, reason, payload, claimed_by, created)"
+            "INSERT INTO firings (workflow, trigger_id, instant, status, reason, payload, claimed_by, created)"
             " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM scheduler_lease"
-            " WHERE name = ? AND holder = ? AND token = ?)",
+            " WHERE name = ? AND holder = ? AND token = ?) ON CONFLICT DO NOTHING RETURNING id",
             [workflow, trigger_id, instant, status, reason, None if payload is None else json.dumps(payload),
              lease.holder, time.time(), LEASE, lease.holder, lease.token],
         )
-        return int(cursor.lastrowid) if cursor.rowcount else None
+        rows = cursor.fetchall()
+        return int(rows[0][0]) if rows else None
 
 
 def set_firing(db: sqlite_utils.Database, firing_id: int, *, status: str, run_id: int | None = None,
@@ -185,7 +186,8 @@ def ensure_webhook_tokens(db: sqlite_utils.Database, doc: dict[str, Any]) -> Non
         for trigger in doc.get("triggers", []):
             if trigger.get("type") == "webhook" and "token_secret" not in trigger:
                 db.execute(
-                    "INSERT OR IGNORE INTO webhook_tokens (workflow, trigger_id, token, created) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO webhook_tokens (workflow, trigger_id, token, created) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     [doc["name"], trigger["id"], secrets.token_urlsafe(32), time.time()],
                 )
 

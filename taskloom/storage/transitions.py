@@ -75,7 +75,7 @@ def change_run(
 ) -> bool:
     """Move run ``run_id`` to ``new`` from ``was``; whether it moved (always True when ``strict``).
 
-    ``also`` is more of the ``WHERE`` clause (``"owner IS ?"``), for a claim
+    ``also`` is more of the ``WHERE`` clause (``"owner IS NOT DISTINCT FROM ?"``), for a claim
     that must also win a race; only with ``strict=False``.
     """
     new = RunState(new)

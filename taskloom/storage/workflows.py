@@ -70,7 +70,7 @@ def put_document(db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float
     digest = hashlib.sha256(body.encode()).hexdigest()
     with write_txn(db):
         db.execute(
-            "INSERT OR IGNORE INTO documents (sha256, body, created) VALUES (?, ?, ?)",
+            "INSERT INTO documents (sha256, body, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [digest, body, at],
         )
     return digest
