@@ -9,7 +9,9 @@ prints the user mistakes and storage errors (:mod:`taskloom.core.errors`) that g
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import click
@@ -17,11 +19,13 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 from taskloom.core.errors import StorageError, UserMistake
+from taskloom.storage.home import DATABASE_URL_ENV, resolve_database
 from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
 
-__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor"]
+__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
+           "database_option"]
 
 #: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
 PIPE_WIDTH = 65_536
@@ -53,6 +57,35 @@ err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _use_database(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Point this process, and every process it starts, at the store ``value`` names (when given)."""
+    if not value:
+        return
+    try:
+        resolve_database(Path("."), value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).split("=", 1)[-1], ctx=ctx, param=param) from None
+    os.environ[DATABASE_URL_ENV] = value
+
+
+def database_option(function: Any) -> Any:
+    """``--database URL``: a ``postgresql://`` store (or another SQLite file) instead of the home's ``taskloom.db``.
+
+    It sets ``TASKLOOM_DATABASE_URL`` for this process, so that everything it
+    opens and every process it starts (the web app of ``serve``, a run's
+    heartbeat) uses the same store; tasks never see it (their environment is minimal).
+    """
+    settings: dict[str, Any] = dict(
+        envvar=DATABASE_URL_ENV, metavar="URL", expose_value=False, is_eager=True, callback=_use_database,
+        help="The store: a postgresql://USER@HOST/DB URL, or a SQLite file (default: taskloom.db in the home;"
+             " env: TASKLOOM_DATABASE_URL).",
+    )
+    if isinstance(function, click.Command):  # a command built already: give it the option too
+        function.params.append(click.Option(["--database"], **settings))
+        return function
+    return click.option("--database", **settings)(function)
 
 
 @contextmanager

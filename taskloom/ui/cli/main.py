@@ -32,7 +32,7 @@ from taskloom.storage.runs import iter_logs, list_runs
 from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
-from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, out
+from taskloom.ui.cli.common import _Fail, _print_json, _workspace, database_option, err, out
 from taskloom.ui.cli.importing import import_converted, names_one_file
 
 __all__ = ["main", "cli"]
@@ -44,6 +44,7 @@ __all__ = ["main", "cli"]
     type=click.Path(file_okay=False),
     help="Folder for the database and files (default ~/.taskloom, or $TASKLOOM_HOME).",
 )
+@database_option
 @click.version_option(package_name="taskloom")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:
@@ -301,6 +302,20 @@ from taskloom.ui.cli.database import db  # noqa: E402
 for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui, dask_demo, db):
     cli.add_command(_command)
 cli.add_command(next_, "next")
+
+
+def _every_command(group: click.Group) -> Any:
+    for command in group.commands.values():
+        yield command
+        if isinstance(command, click.Group):
+            yield from _every_command(command)
+
+
+# ``--database URL`` is taken after any command too (``taskloom runs --database URL``), except
+# where a command has its own (``taskloom db status --database URL`` looks at that database).
+for _command in _every_command(cli):
+    if not any(getattr(p, "name", None) == "database" for p in _command.params):
+        database_option(_command)
 
 
 def main() -> None:
