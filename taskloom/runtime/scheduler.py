@@ -44,7 +44,7 @@ from taskloom.core.errors import Fenced, TaskloomError, storage_failure
 from taskloom.core.model import Trigger, Workflow
 from taskloom.core.states import RunState
 from taskloom.storage import failpoints
-from taskloom.storage.db import StorageError, connect, data_version, write_txn
+from taskloom.storage.db import StorageError, watch_changes, write_txn
 from taskloom.storage.recovery import Orphan, take_over
 from taskloom.storage.runs import run_ownership
 from taskloom.storage.scheduling import (
@@ -183,22 +183,16 @@ class Scheduler:
         the change counter tells within :attr:`REQUEST_POLL` seconds.
         """
         try:
-            db = connect(self.ws.db_path)
-        except StorageError as exc:
+            watch = watch_changes(self.ws.database)
+        except (StorageError, TaskloomError) as exc:
             log.warning("cannot watch the database for requests (%s); looking every %g s", exc, self.safety_poll)
             return
         try:
-            seen = None
-            while not self.stop_event.wait(self.REQUEST_POLL):
-                try:
-                    version = data_version(db)
-                except (StorageError, sqlite3.Error):
-                    continue  # the loop itself reports a database in trouble
-                if seen is not None and version != seen:
+            while not self.stop_event.is_set():
+                if watch.wait(self.REQUEST_POLL) and not self.stop_event.is_set():
                     self.wake()
-                seen = version
         finally:
-            db.conn.close()
+            watch.close()
 
     def _loop(self) -> None:
         renew_at = 0.0
