@@ -53,6 +53,31 @@ def run_doc(ws: Workspace, tmp_path: Path):
     return run
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` (a module's ``pytestmark``) run once per store, as ``[sqlite]`` and
+    ``[postgresql]``; a test of such a module marked ``sqlite_only`` runs on SQLite alone."""
+    definition = metafunc.definition
+    if definition.get_closest_marker("both_backends") and not definition.get_closest_marker("sqlite_only"):
+        metafunc.parametrize("store_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store this test uses: ``sqlite`` (the home's file), or ``postgresql``: a new database of its own on
+    the session's server, given to every Workspace, command and child process through ``TASKLOOM_DATABASE_URL``."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        from pgserver import fresh_database
+
+        monkeypatch.setenv("TASKLOOM_DATABASE_URL", fresh_database(request.getfixturevalue("postgres_url")))
+    else:
+        monkeypatch.delenv("TASKLOOM_DATABASE_URL", raising=False)
+    return backend
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server for the session (tests/pgserver.py): ``postgresql://postgres@127.0.0.1:PORT/taskloom``.

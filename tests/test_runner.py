@@ -12,6 +12,8 @@ from taskloom.core.states import RunState
 
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 
 def pid_alive(pid: int) -> bool:
     try:
