@@ -20,10 +20,23 @@ import sqlite_utils
 
 from taskloom.storage.db import connect, write_txn
 
-__all__ = ["Heartbeat", "process_identity", "process_alive", "DEFAULT_TTL", "DEFAULT_INTERVAL"]
+__all__ = ["Heartbeat", "process_identity", "process_alive", "host_id", "HOST_ID_ENV", "DEFAULT_TTL",
+           "DEFAULT_INTERVAL"]
 
 DEFAULT_INTERVAL = 1.0
 DEFAULT_TTL = 15.0
+#: Names this machine in the store (runners, the scheduler lease, the API registry) instead of its host name:
+#: two containers or test processes sharing a host name are still two hosts to each other.
+HOST_ID_ENV = "TASKLOOM_HOST_ID"
+
+
+def host_id() -> str:
+    """This process's host as the store knows it: ``TASKLOOM_HOST_ID``, else the machine's host name.
+
+    A pid means something only on its own host, so a run's owner is judged by its pid there and by its
+    heartbeat's age everywhere else (:mod:`taskloom.storage.recovery`).
+    """
+    return os.environ.get(HOST_ID_ENV, "").strip() or socket.gethostname()
 
 
 def process_identity(pid: int) -> str | None:
@@ -68,7 +81,7 @@ class Heartbeat:
         with write_txn(self._db):
             self._db.execute(
                 "INSERT INTO runners (id, pid, pid_start, host, started, heartbeat) VALUES (?, ?, ?, ?, ?, ?)",
-                [self.id, os.getpid(), process_identity(os.getpid()), socket.gethostname(), now, now],
+                [self.id, os.getpid(), process_identity(os.getpid()), host_id(), now, now],
             )
         self._thread.start()
 

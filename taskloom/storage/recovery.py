@@ -19,7 +19,6 @@ then ready for the runner with its snapshot.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 
@@ -30,7 +29,7 @@ from taskloom.core.retry import retry_delay
 from taskloom.core.states import FAILURE_STATES, RunState, TaskState
 
 from taskloom.storage.db import write_txn
-from taskloom.storage.heartbeat import DEFAULT_TTL, process_alive
+from taskloom.storage.heartbeat import DEFAULT_TTL, host_id, process_alive
 from taskloom.storage.transitions import change_attempt, change_attempts, change_run, change_task, change_tasks
 from taskloom.storage.workflows import document_by_hash
 
@@ -103,7 +102,7 @@ def find_orphans(
     if run_id is not None:
         sql += " AND r.id = ?"
         args.append(run_id)
-    host = socket.gethostname()
+    host = host_id()
     orphans = []
     for row in db.execute(sql + " ORDER BY r.id", args).fetchall():
         reason = _orphan_reason(row, now, ttl, host)

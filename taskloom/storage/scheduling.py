@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from taskloom.storage.heartbeat import process_alive
+from taskloom.storage.heartbeat import host_id, process_alive
 from taskloom.storage.db import write_txn
 
 __all__ = ["Lease", "acquire_lease", "renew_lease", "release_lease", "lease_info", "claim_firing",
@@ -49,7 +48,7 @@ def acquire_lease(db: sqlite_utils.Database, holder: str, *, ttl: float, version
             db.execute(
                 "INSERT INTO scheduler_lease (name, holder, token, expires, pid, host, version, acquired, renewed)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [LEASE, holder, token, now + ttl, os.getpid(), socket.gethostname(), version, now, now],
+                [LEASE, holder, token, now + ttl, os.getpid(), host_id(), version, now, now],
             )
             return Lease(holder, token, now + ttl)
         current, token, expires = row
@@ -59,7 +58,7 @@ def acquire_lease(db: sqlite_utils.Database, holder: str, *, ttl: float, version
         db.execute(
             "UPDATE scheduler_lease SET holder = ?, token = ?, expires = ?, pid = ?, host = ?, version = ?,"
             " acquired = CASE WHEN holder = ? THEN acquired ELSE ? END, renewed = ? WHERE name = ?",
-            [holder, token, now + ttl, os.getpid(), socket.gethostname(), version, holder, now, now, LEASE],
+            [holder, token, now + ttl, os.getpid(), host_id(), version, holder, now, now, LEASE],
         )
         return Lease(holder, token, now + ttl)
 
@@ -235,7 +234,7 @@ def record_api_address(db: sqlite_utils.Database, url: str | None, *, now: float
     that are gone are removed on the way.
     """
     now = time.time() if now is None else now
-    host, pid = socket.gethostname(), os.getpid()
+    host, pid = host_id(), os.getpid()
     with write_txn(db):
         for (other,) in db.execute("SELECT pid FROM scheduler_api WHERE host = ? AND pid != ?", [host, pid]).fetchall():
             if not _pid_exists(other):
@@ -281,7 +280,9 @@ def holds_lease(db: sqlite_utils.Database, lease: Lease) -> bool:
 def settle_claimed_firing(db: sqlite_utils.Database, firing_id: int, *, status: str, reason: str) -> bool:
     """Record what became of a firing still ``claimed`` (skipped for overlap, queued); whether it was still claimed.
 
-    Joins the caller's transaction: the scheduler calls it inside its lease check (:func:`holds_lease`).
+    A compare-and-set in the store's write lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock):
+    of several schedulers, on any hosts, asking at once, exactly one takes the run. It needs no lease: every
+    scheduler executes requested runs. Joins the caller's transaction when there is one.
     """
     with write_txn(db):
         return bool(db.execute(
@@ -327,7 +328,9 @@ def requested_runs(db: sqlite_utils.Database) -> list[int]:
 def claim_requested_run(db: sqlite_utils.Database, run_id: int, owner: str) -> bool:
     """Make ``owner`` the owner of a queued run nobody owns; whether it did (False: someone else took it).
 
-    Joins the caller's transaction: the scheduler calls it inside its lease check (:func:`holds_lease`).
+    A compare-and-set in the store's write lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock):
+    of several schedulers, on any hosts, asking at once, exactly one takes the run. It needs no lease: every
+    scheduler executes requested runs. Joins the caller's transaction when there is one.
     """
     with write_txn(db):
         return bool(db.execute(
