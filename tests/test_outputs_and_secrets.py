@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import json
 
@@ -12,10 +14,13 @@ from taskloom.storage.secrets import SecretStore
 from clitools import taskloom, write_flow
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 BIG = "def main():\n    return [{'row': i, 'text': 'x' * 40} for i in range(40000)]\n"
 
 
-def test_large_output_spills_to_a_file_and_still_reaches_downstream(run_doc, ws, home):
+def test_large_output_spills_to_a_file_and_still_reaches_downstream(run_doc, ws, home, store_backend):
+    """On SQLite a large output goes to a file under the home; on PostgreSQL to output_blobs (no shared folder)."""
     doc = make_doc(
         [
             {"id": "big", "type": "python", "params": {"code": BIG}},
@@ -33,8 +38,13 @@ def test_large_output_spills_to_a_file_and_still_reaches_downstream(run_doc, ws,
     ref = stored[SPILL_KEY]
     assert ref["bytes"] > 1024 * 1024
     assert ref["preview"].startswith('[{"row":0')
-    spilled = home / ref["path"]
-    assert spilled.is_file() and len(json.loads(spilled.read_text())) == 40000
+    if store_backend == "postgresql":
+        assert ref["stored"] == "database" and not (home / ref["path"]).exists()
+        (data,) = ws.db.execute("SELECT data FROM output_blobs WHERE path = ?", [ref["path"]]).fetchone()
+        assert len(json.loads(data)) == 40000
+    else:
+        spilled = home / ref["path"]
+        assert "stored" not in ref and spilled.is_file() and len(json.loads(spilled.read_text())) == 40000
     size = ws.db.execute("SELECT sum(length(output)) FROM attempts WHERE run_id = ?", [run.id]).fetchone()[0]
     assert size < 10_000  # the database holds references, not the table
 
@@ -76,7 +86,7 @@ def test_skip_reasons_are_recorded_and_shown(tmp_path, home):
 SECRET = "sup3r-s3cret-t0ken"
 
 
-def test_secrets_reach_tasks_and_are_masked_everywhere(run_doc, ws, home):
+def test_secrets_reach_tasks_and_are_masked_everywhere(run_doc, ws, home, store_backend):
     SecretStore(ws.db, home).set("API_TOKEN", SECRET)
     doc = make_doc(
         [
@@ -103,7 +113,9 @@ def test_secrets_reach_tasks_and_are_masked_everywhere(run_doc, ws, home):
     assert run.tasks["out"].output == {"echo": "***", "***": 1}
     assert run.tasks["leak"].attempt_list[0].params["args"]["token"] == "***"
     # nothing anywhere in the database holds the value
-    tables = [row[0] for row in ws.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables = [row[0] for row in ws.db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        if store_backend == "postgresql" else "SELECT name FROM sqlite_master WHERE type = 'table'")]
     dump = "\n".join(repr(row) for table in tables for row in ws.db.execute(f'SELECT * FROM "{table}"'))
     assert "workflow_versions" in tables and SECRET not in dump
 

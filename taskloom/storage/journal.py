@@ -47,7 +47,7 @@ class SqliteJournal:
     ) -> None:
         self.db = db
         self.owner = owner
-        self.outputs = OutputCodec(home, max_output_bytes)
+        self.outputs = OutputCodec.for_store(db, home, max_output_bytes)
         self._claimed: set[int] = set()
         # The stored form of the last output of each task, so the task row reuses
         # the attempt's spilled file instead of writing it twice.

@@ -255,6 +255,18 @@ CREATE INDEX logs_task ON logs(run_id, task_id, id)
         """,
         sqlite_backfill="UPDATE task_states SET position = rowid WHERE position IS NULL",
     ),
+    SchemaChange(
+        "m009_output_blobs",
+        "Large outputs inside the database, for a PostgreSQL store whose hosts share no folder (a SQLite home"
+        " keeps writing them to files under outputs/).",
+        """
+        CREATE TABLE output_blobs (
+            path TEXT PRIMARY KEY,
+            bytes INTEGER NOT NULL,
+            data TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 

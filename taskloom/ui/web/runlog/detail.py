@@ -13,7 +13,7 @@ from streamlit_flow import streamlit_flow
 from streamlit_flow.layouts import ManualLayout
 from streamlit_flow.state import StreamlitFlowState
 
-from taskloom.storage.outputs import SPILL_KEY, is_spilled
+from taskloom.storage.outputs import SPILL_KEY, OutputCodec, is_spilled
 from taskloom.storage.runs import RunRecord, attempt_numbers, iso, log_page, request_resume, reused_from
 from taskloom.storage.scheduling import wake_scheduler
 from taskloom.storage.workflows import document_by_hash
@@ -188,14 +188,15 @@ def _output(ws: Workspace, value: Any, key: str) -> None:
         return
     if is_spilled(value):
         ref = value[SPILL_KEY]
-        st.caption(f"large output ({ref.get('bytes')} bytes) stored in {ref.get('path')}; preview:")
+        where = "the database" if ref.get("stored") == "database" else ref.get("path")
+        st.caption(f"large output ({ref.get('bytes')} bytes) stored in {where}; preview:")
         st.code(str(ref.get("preview", "")), language="json")
-        path = Path(ws.home) / str(ref.get("path", ""))
-        if path.is_file():
-            st.download_button("Download output", data=path.read_bytes(), file_name=path.name,
+        data = OutputCodec.for_store(ws.db, Path(ws.home)).whole(ref)
+        if data is not None:
+            st.download_button("Download output", data=data, file_name=Path(str(ref.get("path", ""))).name,
                                mime="application/json", key=f"runs_dl_{key}")
         else:
-            st.warning(f"the output file {path} is missing")
+            st.warning(f"the large output {ref.get('path')} is missing from {where}")
         return
     st.json(value, expanded=False)
 
