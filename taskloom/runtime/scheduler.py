@@ -1,8 +1,17 @@
 """The scheduler: one long-running process that fires workflows on time and on events, and runs them.
 
-Only the holder of the lease (:mod:`taskloom.storage.scheduling`) fires; other
-scheduler processes wait as standbys and take over when the lease expires.
-On becoming active a scheduler first resumes crashed runs, then fires.
+Only the holder of the lease (:mod:`taskloom.storage.scheduling`) fires time
+and polled triggers; other scheduler processes, on this host or on others
+sharing a PostgreSQL store, are standbys that take over when the lease expires.
+On becoming active a scheduler first resumes crashed runs, then fires; while
+active it looks for runs whose runner died (on any host, by heartbeat age)
+every :attr:`Scheduler.RECOVERY_EVERY` seconds and resumes them.
+
+Every scheduler, active or standby, executes queued runs (from the API,
+``taskloom trigger``, re-runs, and firings the active one had no room for), up
+to ``max_runs`` at once per process (``taskloom scheduler --max-runs``). A run
+is taken by one compare-and-set (``owner IS NULL`` to our runner id) inside
+the store's write lock, so two schedulers never take the same run.
 
 The loop does not poll: it computes the next instant anything is due (a
 firing, an event poll, a lease renewal) and sleeps on an event until then,
@@ -114,6 +123,8 @@ class Scheduler:
 
     #: How often the change counter is read for requests of other processes (seconds).
     REQUEST_POLL = 0.1
+    #: How often the active scheduler looks for runs whose runner died on another host (seconds).
+    RECOVERY_EVERY = 5.0
 
     def __init__(
         self,
@@ -126,6 +137,7 @@ class Scheduler:
         safety_poll: float = 30.0,
         executor: Any = None,
         storage_retry_max: float = 8.0,
+        max_runs: int | None = None,
     ) -> None:
         self.home = home
         #: where task attempts run (a taskloom.runtime.executors.Executor); None: this machine, warm workers included
@@ -137,6 +149,9 @@ class Scheduler:
         self.safety_poll = safety_poll
         #: longest pause between two tries while the database cannot be written
         self.storage_retry_max = storage_retry_max
+        #: how many runs this process executes at once (None: no limit); others wait queued for any scheduler
+        self.max_runs = max_runs
+        self._recovered_at = 0.0
         self._trouble: _StorageTrouble | None = None
         self._activated = False
         self.wake_event = threading.Event()
@@ -220,7 +235,8 @@ class Scheduler:
         if self.lease is None:
             self.lease = acquire_lease(self.ws.db, self.owner, ttl=self.lease_ttl, version=self.version)
             if self.lease is None:
-                return now + self.lease_ttl / 2, renew_at
+                self._start_requested_runs()  # a standby fires nothing, but runs what is queued
+                return min(now + self.lease_ttl / 2, now + self.safety_poll), renew_at
             log.info("active: holding the scheduler lease (token %d)", self.lease.token)
             self._activated = False
         if not self._activated:
@@ -278,11 +294,17 @@ class Scheduler:
 
     def _on_activate(self) -> None:
         """Before firing anything new: take over orphaned runs, resume crashed ones, start claimed firings."""
+        self._recover_orphans()
+        self._start_claimed_firings()
+
+    def _recover_orphans(self) -> None:
+        """Take over the runs whose runner died (here: by pid; on any host: by heartbeat age) and resume them,
+        with every crashed run: their finished tasks are not run again."""
+        self._recovered_at = self.clock()
         for recovered in recover(self.ws, self.owner):
             log.warning("run %d: %s; resuming it", recovered.run_id, recovered.reason)
         for run_id in crashed_runs(self.ws.db):
             self._resume_crashed(run_id)
-        self._start_claimed_firings()
 
     def _resume_crashed(self, run_id: int) -> None:
         if self._running(run_id):
@@ -322,9 +344,11 @@ class Scheduler:
 
     def _tick(self, now: float) -> float:
         """Start whatever is due; return the instant the loop must look again."""
+        if now - self._recovered_at >= self.RECOVERY_EVERY:
+            self._recover_orphans()
         self._start_requested_runs()
         self._start_queued_firings()
-        next_due = now + self.safety_poll
+        next_due = min(now + self.safety_poll, self._recovered_at + self.RECOVERY_EVERY)
         for info in list_workflows(self.ws.db):
             workflow = self._workflow(info.name, info.version)
             if workflow is None:
@@ -446,10 +470,11 @@ class Scheduler:
             with self._fenced():
                 set_firing(self.ws.db, firing_id, status="failed_to_start", reason=str(exc))
             return
+        here = self._has_room()  # else the run waits queued, unowned, for whichever scheduler has room
         with write_txn(self.ws.db):
             try:
                 run_id, _ = self.ws.start_run(
-                    target, {}, owner=self.owner, from_text=False, trigger=kind, trigger_id=trigger_id,
+                    target, {}, owner=self.owner if here else None, from_text=False, trigger=kind, trigger_id=trigger_id,
                     trigger_payload=payload, logical_time=instant,
                 )
             except UserError as exc:
@@ -460,7 +485,8 @@ class Scheduler:
                 return
             if not mark_firing_started(self.ws.db, firing_id, run_id, self.lease):
                 raise Fenced(_LEASE_TAKEN)  # rolls the new run back: the lease holder starts the firing
-        self._execute(run_id, target.workflow)
+        if here:
+            self._execute(run_id, target.workflow)
 
     def _start_claimed_firings(self) -> None:
         """Firings a dead scheduler claimed but never started: start them now (once)."""
@@ -510,12 +536,21 @@ class Scheduler:
 
     # -- runs ---------------------------------------------------------------
 
+    def _has_room(self) -> bool:
+        """Whether this process may start one more run (``max_runs``)."""
+        with self._lock:
+            return self.max_runs is None or len(self._active.threads) < self.max_runs
+
     def _start_requested_runs(self) -> None:
-        """Queued runs nobody owns (from the API, `taskloom trigger`, a re-run): claim and execute them."""
+        """Queued runs nobody owns (from the API, `taskloom trigger`, a re-run): claim and execute them.
+
+        Not fenced by the lease: standbys take them too. The claim is a compare-and-set on ``owner IS NULL``
+        in the store's write lock, so whichever scheduler asks first takes a run and the others skip it.
+        """
         for run_id in requested_runs(self.ws.db):
-            with self._fenced():
-                claimed = claim_requested_run(self.ws.db, run_id, self.owner)
-            if claimed:
+            if not self._has_room():
+                return
+            if claim_requested_run(self.ws.db, run_id, self.owner):
                 self._execute(run_id)
 
     def _execute(self, run_id: int, workflow: Workflow | None = None) -> None:

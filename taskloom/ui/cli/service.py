@@ -47,6 +47,8 @@ def _service_options(function: Any) -> Any:
         click.option("--lease-ttl", default=5.0, show_default=True, help="Seconds a standby waits before taking over."),
         click.option("--misfire-grace", default=60.0, show_default=True,
                      help="Seconds a firing may be late and still run; older instants count as missed."),
+        click.option("--max-runs", type=click.IntRange(min=1), default=None,
+                     help="Runs this process executes at once; more wait queued for any scheduler  [default: no limit]"),
     ]):
         function = option(function)
     return executor_options(function)
@@ -56,16 +58,18 @@ def _service_options(function: Any) -> Any:
 @_service_options
 @click.pass_context
 def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-              misfire_grace: float, executor: str | None, dask_address: str | None) -> None:
+              misfire_grace: float, max_runs: int | None, executor: str | None, dask_address: str | None) -> None:
     """Fire workflows on time and on events and run them, with the REST API on HOST:PORT.
 
-    Start two on one database for a hot standby: only one fires at a time, the
-    other takes over within seconds when the first dies. SIGTERM stops cleanly
+    Start several on one database (on one host, or on several sharing a
+    PostgreSQL store) for a hot standby: only one fires at a time, the others
+    take over within seconds when it dies, and all of them run queued runs, up
+    to --max-runs each. SIGTERM stops cleanly
     (runs are interrupted and resume on the next start); it notices what other
     processes record (a queued run, a cancel) by itself, and SIGUSR1 still wakes it at once.
     """
     with open_executor(executor, dask_address) as where:
-        _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where)
+        _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where, max_runs)
 
 
 @click.command()
@@ -74,7 +78,8 @@ def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_ap
 @click.option("--no-ui", is_flag=True, help="Do not serve the web app.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-          misfire_grace: float, executor: str | None, dask_address: str | None, ui_port: int, no_ui: bool) -> None:
+          misfire_grace: float, max_runs: int | None, executor: str | None, dask_address: str | None, ui_port: int,
+          no_ui: bool) -> None:
     """Everything: the scheduler, the REST API and the web app (designer, workflows, runs, settings)."""
     from taskloom.ui.cli.webapp import start_ui
 
@@ -83,7 +88,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: b
         err.print(f"web app on http://127.0.0.1:{ui_port}")
     try:
         with open_executor(executor, dask_address) as where:
-            _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where)
+            _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where, max_runs)
     finally:
         if app is not None:
             app.terminate()
@@ -94,7 +99,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: b
 
 
 def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-           misfire_grace: float, executor: Any = None) -> None:
+           misfire_grace: float, executor: Any = None, max_runs: int | None = None) -> None:
     from taskloom.runtime.scheduler import Scheduler
     from taskloom.storage.home import resolve_home
 
@@ -109,7 +114,8 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
     if note:
         logging.getLogger("taskloom.scheduler").warning(note)
     _check_database(resolve_home(home))
-    service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace, executor=executor)
+    service = Scheduler(resolve_home(home), lease_ttl=lease_ttl, grace=misfire_grace, executor=executor,
+                        max_runs=max_runs)
     if executor is not None and executor.name == "local":
         threading.Thread(target=executor.pool.prestart, name="warm-workers", daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
