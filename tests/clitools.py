@@ -15,9 +15,17 @@ from taskloom.storage.sqlite import sqlite3  # the driver Taskloom's own connect
 TASKLOOM = str(Path(sys.executable).with_name("taskloom"))
 
 
+#: The variable that points every command at the test's store (tests/conftest.py store_backend sets it).
+DATABASE_URL_ENV = "TASKLOOM_DATABASE_URL"
+
+
 def env_for(home: Path, **extra: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TASKLOOM_HOME": str(home),
-            "LANG": "C.UTF-8", **extra}
+    """A minimal environment for a ``taskloom`` child: its home, and the test's PostgreSQL store when it has one."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TASKLOOM_HOME": str(home),
+           "LANG": "C.UTF-8"}
+    if os.environ.get(DATABASE_URL_ENV):
+        env[DATABASE_URL_ENV] = os.environ[DATABASE_URL_ENV]
+    return {**env, **extra}
 
 
 def start(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
@@ -45,6 +53,16 @@ def free_port() -> int:
 
 
 def query(home: Path, sql: str, *args: Any) -> list[tuple]:
+    """Rows of ``sql`` (SQLite's ``?`` placeholders) from the test's store: the home's file, or its PostgreSQL
+    database when ``TASKLOOM_DATABASE_URL`` names one."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        import psycopg
+
+        from taskloom.storage.postgres import translate
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            return [tuple(row) for row in conn.execute(translate(sql), args).fetchall()]
     conn = sqlite3.connect(home / "taskloom.db", timeout=30)
     try:
         return conn.execute(sql, args).fetchall()
@@ -52,12 +70,21 @@ def query(home: Path, sql: str, *args: Any) -> list[tuple]:
         conn.close()
 
 
+def _not_there_yet() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError, FileNotFoundError, IndexError)
+    try:
+        import psycopg
+    except ImportError:
+        return errors
+    return errors + (psycopg.errors.UndefinedTable,)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except (sqlite3.OperationalError, FileNotFoundError, IndexError):  # not there yet
+        except _not_there_yet():  # the database or its tables are not there yet
             value = None
         if value:
             return value

@@ -15,6 +15,8 @@ from taskloom.storage.recovery import find_orphans, take_over
 
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 DOC = make_doc([{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}], [{"from": "a", "to": "b"}])
 
 

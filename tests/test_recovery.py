@@ -3,6 +3,8 @@ SIGTERM interruption."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -10,6 +12,8 @@ import time
 
 from clitools import pid_alive, query, start, taskloom, wait_for, write_flow
 from conftest import make_doc
+
+pytestmark = pytest.mark.both_backends
 
 
 def counter_cmd(path, then=""):

@@ -10,6 +10,8 @@ import pytest
 from clitools import pid_alive, query, start, taskloom, wait_for, write_flow
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 
 def counted(path, then="true"):
     return {"command": f"echo x >> {path}; {then}"}

@@ -12,6 +12,8 @@ import pytest
 from clitools import query, start, taskloom, wait_for, write_flow
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -35,6 +35,8 @@ from taskloom.storage.runs import create_run, mark_cancel_requested, request_res
 
 from conftest import make_doc
 
+pytestmark = pytest.mark.both_backends
+
 P, R = TaskState.PENDING, TaskState.RUNNING
 
 
@@ -149,6 +151,7 @@ def test_the_runner_always_says_which_state_a_task_is_in(ws, tmp_path, changes):
     assert_all_allowed(changes)
 
 
+@pytest.mark.sqlite_only  # counts statements through SQLite's trace callback
 def test_checking_costs_the_runner_no_read(ws, tmp_path):
     """Task and attempt changes are compare-and-sets: their rows are read back only when one is refused."""
     doc = make_doc([{"id": "a", "type": "shell", "retries": 2, "retry_delay": 0, "params": {"command": "exit 1"}},
