@@ -3,8 +3,9 @@
 Without ``--database`` they look at the SQLite file of the Taskloom home (every
 other command applies pending changes to it on opening). With
 ``--database postgresql://USER@HOST/DB`` they look at, or upgrade, a PostgreSQL
-database: the same schema, written once (``docs/architecture.md``). The
-PostgreSQL store that the other commands will use is still to come.
+database: the same schema, written once (``docs/architecture.md``). Every
+other command takes the same ``--database`` (or ``TASKLOOM_DATABASE_URL``) to
+use that database as its store (``docs/deploy.md``).
 """
 
 from __future__ import annotations
