@@ -55,3 +55,20 @@ def test_copy_needs_a_postgresql_target_and_an_existing_source(home: Path, tmp_p
     assert wrong.returncode == 1 and "--to a postgresql:// URL" in wrong.stderr
     missing = taskloom(tmp_path / "no-home", "db", "copy", "--to", "postgresql://u@127.0.0.1:1/d")
     assert missing.returncode == 1 and "does not exist: nothing to copy" in missing.stderr
+
+
+def test_after_the_copy_runs_logs_and_export_print_the_same_on_both_stores(used_home: Path, postgres_db: str) -> None:
+    """The round trip a user makes when moving over: the same commands, the same answers, from the new store."""
+    assert taskloom(used_home, "db", "copy", "--to", postgres_db).returncode == 0
+    commands = [("runs",), ("runs", "--json"), ("logs", "1"), ("logs", "2"), ("export", "hello"),
+                ("list",), ("secrets", "list")]
+    for command in commands:
+        on_sqlite = taskloom(used_home, *command)
+        on_postgres = taskloom(used_home, "--database", postgres_db, *command)
+        assert on_sqlite.returncode == on_postgres.returncode == 0, (command, on_postgres.stderr)
+        assert on_postgres.stdout == on_sqlite.stdout, command
+    # the copy is a working store: a new run on it continues the ids and shows its logs
+    ran = taskloom(used_home, "--database", postgres_db, "run", "hello", "-p", "who=Linus")
+    assert ran.returncode == 0, ran.stderr
+    assert "Linus" in taskloom(used_home, "--database", postgres_db, "logs", "3").stdout
+    assert "Linus" not in taskloom(used_home, "logs", "2").stdout
