@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from clitools import taskloom
+
+pytestmark = pytest.mark.both_backends
 
 
 def test_set_get_list_unset(home):

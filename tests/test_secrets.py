@@ -16,12 +16,14 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from taskloom.storage.db import connect
-from taskloom.storage.home import database_path
+from taskloom.storage.home import database_path, resolve_database
 from taskloom.storage.secrets import NAME_RULE, SecretError, SecretStore, _create_key, key_path
 from taskloom.ui.cli.main import cli
 from taskloom.ui.cli.secrets import secrets as secrets_group
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.both_backends
 
 if "secrets" not in cli.commands:  # until taskloom.ui.cli.main registers the group itself
     cli.add_command(secrets_group)
@@ -33,7 +35,7 @@ VALUE = "correct-horse-battery-staple-7f3a9c"
 
 @pytest.fixture
 def db(home: Path):
-    database = connect(database_path(home))
+    database = connect(resolve_database(home))  # the home's file, or the test's PostgreSQL store
     yield database
     database.conn.close()
 
@@ -45,7 +47,7 @@ def store(db, home: Path) -> SecretStore:
 
 def _new_store(home: Path) -> SecretStore:
     """A store on a connection of its own, as another process would open it."""
-    return SecretStore(connect(database_path(home)), home)
+    return SecretStore(connect(resolve_database(home)), home)
 
 
 # -- the store -------------------------------------------------------------
@@ -73,6 +75,7 @@ def test_list_gives_names_and_iso_times_never_values(store):
     assert store.names() == ["A_SECRET", "B_SECRET"]
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file's bytes
 def test_the_database_files_never_hold_the_plaintext(store, home):
     store.set("DB_PASSWORD", VALUE)
     store.set("PEM", f"-----BEGIN KEY-----\n{VALUE}\n-----END KEY-----")
