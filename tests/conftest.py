@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -65,17 +65,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(autouse=True)
-def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The store this test uses: ``sqlite`` (the home's file), or ``postgresql``: a new database of its own on
     the session's server, given to every Workspace, command and child process through ``TASKLOOM_DATABASE_URL``."""
     backend = getattr(request, "param", "sqlite")
     if backend == "postgresql":
         from pgserver import fresh_database
 
-        monkeypatch.setenv("TASKLOOM_DATABASE_URL", fresh_database(request.getfixturevalue("postgres_url")))
-    else:
-        monkeypatch.delenv("TASKLOOM_DATABASE_URL", raising=False)
-    return backend
+        url = fresh_database(request.getfixturevalue("postgres_url"))
+        monkeypatch.setenv("TASKLOOM_DATABASE_URL", url)
+        yield backend
+        from taskloom.storage.postgres import close_pool
+
+        close_pool(url)  # the pooled connections of this test's database: the server allows few
+        return
+    monkeypatch.delenv("TASKLOOM_DATABASE_URL", raising=False)
+    yield backend
 
 
 @pytest.fixture(scope="session")

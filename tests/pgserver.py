@@ -251,7 +251,7 @@ class PostgresServer:
             "listen_addresses = '127.0.0.1'\n"
             f"port = {self.port}\n"
             f"unix_socket_directories = '{self._sockets}'\n"
-            "max_connections = 50\n"
+            "max_connections = 200\n"
             "logging_collector = off\n"
         )
         self._give(settings)

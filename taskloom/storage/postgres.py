@@ -196,6 +196,14 @@ def _pool(url: str) -> Any:
         return pool
 
 
+def close_pool(url: str) -> None:
+    """Close this process's connections to ``url`` (a process that is done with one database of many)."""
+    with _pools_lock:
+        pool = _pools.pop(url, None)
+    if pool is not None and getattr(pool, "_pid", None) == os.getpid():
+        pool.close(timeout=5)
+
+
 @atexit.register
 def _close_pools() -> None:
     for pool in list(_pools.values()):
