@@ -16,6 +16,9 @@ per execution), never against what the process says about itself:
 * a shell task that ignores SIGTERM and leaves grandchildren on its pipe:
   the timeout still ends it within the grace period, nothing of its group lives;
 * a workflow edited while it runs: the run finishes on its own version.
+
+Every test runs on both stores (``[sqlite]`` and ``[postgresql]``): the
+promises are the same, only how a stalled writer is told apart differs.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from taskloom.storage.sqlite import sqlite3
 from clitools import TASKLOOM, env_for, pid_alive, query, taskloom, wait_for, write_flow
 from conftest import make_doc
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 TERMINAL = ("succeeded", "failed", "cancelled", "crashed")
 
@@ -277,26 +280,46 @@ def test_sigkill_between_claiming_a_firing_and_starting_its_run(tmp_path, home, 
 
 
 def stop_outside_a_transaction(home: Path, proc: Proc) -> float:
-    """SIGSTOP ``proc`` at an instant it holds no write lock; return when.
+    """SIGSTOP ``proc`` at an instant it holds no write lock on the lease; return when.
 
-    A process stopped inside a write transaction blocks every writer until it
-    resumes (SQLite's lock is held by the file descriptor); the lease cannot
-    move then, which is SQLite's limit, not what this test is about.
+    A process stopped inside a write transaction blocks the writers it conflicts
+    with until it resumes (on SQLite the whole file's lock, on PostgreSQL the
+    lease row's lock until ``idle_in_transaction_session_timeout`` ends its
+    session); the lease cannot move then, which is a property of the store,
+    not what this test is about.
     """
     for _ in range(50):
         proc.signal(signal.SIGSTOP)
         stopped_at = time.time()
-        probe = sqlite3.connect(home / "taskloom.db", timeout=0.3, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
+        if _write_lock_free(home):
             return stopped_at
-        except sqlite3.OperationalError:
-            proc.signal(signal.SIGCONT)
-            time.sleep(0.05)
-        finally:
-            probe.close()
+        proc.signal(signal.SIGCONT)
+        time.sleep(0.05)
     raise AssertionError("could not stop the scheduler outside a write transaction")
+
+
+def _write_lock_free(home: Path) -> bool:
+    """Whether a writer could take the lease now without waiting for another process."""
+    url = os.environ.get("TASKLOOM_DATABASE_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT holder FROM scheduler_lease FOR UPDATE NOWAIT")
+                return True
+            except psycopg.errors.LockNotAvailable:
+                return False
+    probe = sqlite3.connect(home / "taskloom.db", timeout=0.3, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
 
 
 def footprint(home: Path, holder: str) -> tuple[list[tuple], list[tuple]]:
