@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL server for the tests: a real ``postgres``, never a mock.
 
 ``PostgresServer`` runs ``initdb`` into a fresh temporary folder, starts the
-server on 127.0.0.1 and a free port with trust authentication on loopback only,
+server on 127.0.0.1 (and any ``also_listen`` address) and a free port with trust
+authentication on loopback only (and any ``trust`` network),
 and on ``stop()`` shuts it down (``pg_ctl stop -m fast``), makes sure no process
 of that data folder is left, and removes the folder::
 
@@ -150,12 +151,17 @@ def fresh_database(url: str) -> str:
 class PostgresServer:
     """One PostgreSQL server in its own temporary folder; ``start()``, ``url``, ``stop()``, or use ``with``."""
 
-    def __init__(self, bindir: Path | None = None, database: str = "taskloom") -> None:
+    def __init__(self, bindir: Path | None = None, database: str = "taskloom", *,
+                 also_listen: tuple[str, ...] = (), trust: tuple[str, ...] = ()) -> None:
+        """``also_listen``: addresses besides 127.0.0.1 to listen on (they must exist when it starts);
+        ``trust``: networks (CIDR) besides loopback that may connect without a password."""
         found = bindir or find_bindir()
         if found is None:
             raise PostgresError(INSTALL_HINT)
         self.bindir = found
         self.database = database
+        self.listen = ("127.0.0.1", *also_listen)
+        self.trust = ("127.0.0.1/32", *trust)
         self.port = 0
         self.base: Path | None = None
         self.data: Path | None = None
@@ -239,7 +245,7 @@ class PostgresServer:
             raise PostgresError(f"initdb failed{hint}: {out.stderr.strip()[-2000:]}")
         # Only loopback TCP (and the private socket folder) may connect, without a password.
         hba = self.data / "pg_hba.conf"
-        hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        hba.write_text("local all all trust\n" + "".join(f"host all all {net} trust\n" for net in self.trust))
         self._give(hba)
         conf = self.data / "postgresql.conf"
         with conf.open("a") as handle:
@@ -248,7 +254,7 @@ class PostgresServer:
     def _write_settings(self) -> None:
         settings = self.data / "taskloom.conf"
         settings.write_text(
-            "listen_addresses = '127.0.0.1'\n"
+            f"listen_addresses = '{','.join(self.listen)}'\n"
             f"port = {self.port}\n"
             f"unix_socket_directories = '{self._sockets}'\n"
             "max_connections = 200\n"
@@ -271,6 +277,22 @@ class PostgresServer:
             if "already in use" not in log or attempt == attempts - 1:
                 raise PostgresError(f"PostgreSQL did not start within {START_TIMEOUT} s on 127.0.0.1:{self.port}: "
                                     f"{out.stdout.strip()} {out.stderr.strip()}\n--- server log ---\n{log}")
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server and keep its folder: ``immediate`` is a crash (no checkpoint, clients cut off at once),
+        ``fast`` a clean shutdown. :meth:`start_again` brings it back on the same port."""
+        out = self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", str(STOP_TIMEOUT), "stop",
+                        timeout=STOP_TIMEOUT + 15)
+        if out.returncode != 0:
+            raise PostgresError(f"pg_ctl stop -m {mode} failed: {out.stderr.strip()}\n{self._log_tail()}")
+
+    def start_again(self) -> None:
+        """Start the halted server on its port (crash recovery replays its WAL)."""
+        out = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "-t",
+                        str(START_TIMEOUT), "start", timeout=START_TIMEOUT + 15)
+        if out.returncode != 0:
+            raise PostgresError(f"PostgreSQL did not start again: {out.stderr.strip()}\n{self._log_tail()}")
+        self.postmaster_pid = self._read_postmaster_pid()
 
     def _read_postmaster_pid(self) -> int | None:
         try:

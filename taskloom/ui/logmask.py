@@ -22,8 +22,11 @@ from taskloom.core.masking import KNOWN_SECRETS, Masker
 
 __all__ = ["MaskedStream", "mask_process_output", "QUIET_LOGGERS"]
 
-#: Libraries whose INFO lines are per-request noise in a service log (and may name secret URLs).
-QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
+#: Libraries whose lines are noise in a service log, and the least level of theirs it keeps: per-request INFO
+#: lines of HTTP clients (which may name secret URLs), and the connection pool's warning for every reconnect
+#: attempt while the database server is out of reach (the scheduler says that once, then once a minute).
+QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "urllib3": logging.WARNING,
+                 "hpack": logging.WARNING, "psycopg.pool": logging.ERROR}
 
 #: A partial line longer than this is written out (masked) without waiting for its newline.
 _MAX_PENDING = 64 * 1024
@@ -91,7 +94,7 @@ def mask_process_output(*, stdout: bool = False) -> None:
 
     Logging handlers already writing to the unwrapped stream (a library that
     configured logging first) are pointed at the wrapper too. Also quiets the
-    per-request INFO lines of HTTP client libraries.
+    noisy lines of the libraries in :data:`QUIET_LOGGERS`.
     """
     swapped: dict[int, MaskedStream] = {}
     if not isinstance(sys.stderr, MaskedStream) and sys.stderr is not None:
@@ -103,10 +106,10 @@ def mask_process_output(*, stdout: bool = False) -> None:
             wrapper = swapped.get(id(handler.stream))
             if wrapper is not None:
                 handler.setStream(wrapper)  # type: ignore[arg-type]
-    for name in QUIET_LOGGERS:
+    for name, level in QUIET_LOGGERS.items():
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)
+        if logger.level == logging.NOTSET or logger.level < level:
+            logger.setLevel(level)
 
 
 def _stream_handlers() -> list[logging.StreamHandler]:  # type: ignore[type-arg]
