@@ -81,7 +81,13 @@ class LogBuffer:
                 self._cond.notify_all()
 
     def flush(self) -> None:
-        """Write every line appended so far before returning."""
+        """Write every line appended so far before returning.
+
+        Once a write has failed, raise that error at once: the run stops on it, and a caller does not wait
+        for a database that just failed (a server out of reach makes each try wait for a connection).
+        """
+        if self._error is not None:
+            raise self._error
         with self._write_lock:
             with self._cond:
                 lines, self._lines, self._chars = self._lines, [], 0
@@ -127,8 +133,9 @@ class LogBuffer:
                 closed = self._closed
             try:
                 self.flush()
-            except BaseException as exc:  # keep the first error for close() to raise
+            except BaseException as exc:  # keep the first error for flush() and close() to raise
                 self._error = self._error or exc
+                return
             if closed:
                 return
 
@@ -139,5 +146,3 @@ class LogBuffer:
             self._cond.notify_all()
         self._thread.join()
         self.flush()
-        if self._error is not None:
-            raise self._error

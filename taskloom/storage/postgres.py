@@ -67,6 +67,10 @@ SESSION_SETTINGS = {
 CLIENT_SETTINGS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
                    "keepalives_count": "3", "tcp_user_timeout": "10000", "application_name": "taskloom"}
 
+#: How long taking a connection from the pool may wait: one connect attempt's time. A server that is down then
+#: stops a run (and shows in the scheduler's log) within seconds rather than after the pool's default 30 s.
+POOL_WAIT = 10.0
+
 _WAIT_NOTICE_EVERY = 10.0
 
 
@@ -189,7 +193,7 @@ def _pool(url: str) -> Any:
                 raise DatabaseUrlError("a postgresql:// database needs the PostgreSQL driver: install"
                                        " taskloom[postgres] (pip install 'taskloom[postgres]')") from None
             pool = ConnectionPool(_conninfo(url), min_size=0, max_size=int(os.environ.get("TASKLOOM_PG_POOL", "20")),
-                                  configure=_configure, open=True, timeout=30, name=f"taskloom-{os.getpid()}",
+                                  configure=_configure, open=True, timeout=POOL_WAIT, name=f"taskloom-{os.getpid()}",
                                   check=ConnectionPool.check_connection)
             pool._pid = os.getpid()  # type: ignore[attr-defined]  # a forked child builds its own
             _pools[url] = pool

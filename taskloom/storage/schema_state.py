@@ -112,18 +112,29 @@ def _postgres_state(url: str) -> SchemaState:
 
 
 def _postgres_apply(url: str) -> list[str]:
+    """Apply the pending changes under :data:`SCHEMA_LOCK`; with none pending, write nothing (a read-only
+    database, a standby, still opens)."""
+    import psycopg
+
+    if not _postgres_state(url).pending:
+        return []
     done = []
-    with connect_postgres(url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-        conn.execute(_PG_LEDGER)
-        applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")}
-        for name, statements in postgres_changes():
-            if name in applied:
-                continue
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO taskloom_migrations (name, applied) VALUES (%s, %s)", [name, time.time()])
-            done.append(name)
+    try:
+        with connect_postgres(url) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+            conn.execute(_PG_LEDGER)
+            applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")}
+            for name, statements in postgres_changes():
+                if name in applied:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO taskloom_migrations (name, applied) VALUES (%s, %s)", [name, time.time()])
+                done.append(name)
+    except psycopg.Error as exc:
+        from taskloom.storage.postgres import pg_storage_error  # it builds on this module
+
+        raise (pg_storage_error(exc, without_password(url), "bring the schema up to date in") or exc) from None
     return done
 
 
