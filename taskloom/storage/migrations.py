@@ -267,6 +267,57 @@ CREATE INDEX logs_task ON logs(run_id, task_id, id)
         )
         """,
     ),
+    SchemaChange(
+        "m010_accounts",
+        "People: accounts with a role (and an argon2 hash of their password), their API tokens (SHA-256 of each),"
+        " recent failed logins for rate limiting, and the append-only audit trail of who did what. A workflow"
+        " records its owner and a run who started it.",
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT,
+            email TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_name TEXT NOT NULL REFERENCES users(name),
+            label TEXT NOT NULL DEFAULT '',
+            digest TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL,
+            expires REAL,
+            last_used REAL,
+            revoked REAL
+        );
+        CREATE INDEX api_tokens_user ON api_tokens(user_name);
+        CREATE TABLE login_failures (
+            user_name TEXT NOT NULL,
+            at REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX login_failures_user ON login_failures(user_name, at);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            via TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            workflow TEXT,
+            version INTEGER,
+            result TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_at ON audit(at);
+        CREATE INDEX audit_actor ON audit(actor, at);
+        CREATE INDEX audit_workflow ON audit(workflow, at) WHERE workflow IS NOT NULL;
+        ALTER TABLE workflows ADD COLUMN owner TEXT;
+        ALTER TABLE runs ADD COLUMN started_by TEXT
+        """,
+    ),
 )
 
 
