@@ -105,6 +105,9 @@ class RunRecord:
     source: str
     #: the folder the run's relative paths resolve against (its version's, or its file's), or None
     folder: str | None = None
+    #: who started it: a user's name (``local`` without accounts), ``schedule`` for a time trigger, or
+    #: ``webhook``; None for runs recorded before accounts existed
+    started_by: str | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,12 +142,13 @@ class RunRecord:
             "params": self.params,
             "error": self.error,
             "parent_run_id": self.parent_run_id,
+            "started_by": self.started_by,
         }
 
 
 _RUN_COLUMNS = (
     "id, workflow, version, document, status, trigger, trigger_payload, params, logical_time,"
-    " created, started, ended, error, parent_run_id, source, folder"
+    " created, started, ended, error, parent_run_id, source, folder, started_by"
 )
 
 
@@ -153,7 +157,7 @@ def _run(row: Sequence[Any]) -> RunRecord:
         id=row[0], workflow=row[1], version=row[2], document=row[3], status=row[4],
         trigger=row[5], trigger_payload=_loads(row[6]), params=_loads(row[7]) or {},
         logical_time=row[8], created=row[9], started=row[10], ended=row[11], error=row[12],
-        parent_run_id=row[13], source=row[14], folder=row[15],
+        parent_run_id=row[13], source=row[14], folder=row[15], started_by=row[16],
     )
 
 
@@ -172,19 +176,20 @@ def create_run(
     source: str = "store",
     owner: str | None = None,
     folder: str | None = None,
+    started_by: str | None = None,
 ) -> int:
     """Record a queued run of ``doc`` with every task pending; return its id."""
     with write_txn(db):
         digest = put_document(db, doc, at=at)
         cursor = db.execute(
             "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
-            " logical_time, created, parent_run_id, source, owner, folder)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " logical_time, created, parent_run_id, source, owner, folder, started_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 doc["name"], version, digest, RunState.QUEUED.value, trigger, trigger_id,
                 None if trigger_payload is None else dump_json(trigger_payload),
                 dump_json(dict(params)), at if logical_time is None else logical_time,
-                at, parent_run_id, source, owner, folder,
+                at, parent_run_id, source, owner, folder, started_by,
             ],
         )
         run_id = int(cursor.fetchall()[0][0])

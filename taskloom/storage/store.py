@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterator, Mapping, MutableMapping, TypeVar
 
 import sqlite_utils
 
+from taskloom.core.access import Principal, Role
+
 from taskloom.core.errors import UserMistake
 from taskloom.core.logtext import LogLimits
 from taskloom.core.model import Workflow
@@ -32,6 +34,7 @@ from taskloom.core.validation import Issue, parse_document, validate_document
 
 from taskloom.storage.config import Config, log_limits
 from taskloom.storage.db import StorageError, check_writable, connect, write_txn
+from taskloom.storage.audit import record
 from taskloom.storage.heartbeat import Heartbeat
 from taskloom.storage.home import resolve_database, resolve_home
 from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
@@ -121,12 +124,49 @@ class Target:
     folder: str | None = None
 
 
+def cli_actor() -> str:
+    """Who acts from this machine's command line: ``$TASKLOOM_USER``, else the operating system's user name.
+
+    The command line works on the store directly, as anyone who can open the database file (or connect to the
+    server) can; it records who that was, and roles are for the web app and the REST API.
+    """
+    import getpass
+
+    given = os.environ.get("TASKLOOM_USER", "").strip()
+    if given:
+        return given
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+#: Triggers that are a person asking (then the workspace's actor started the run).
+_ASKED = ("manual", "api", "rerun")
+
+
+def started_by_trigger(trigger: str) -> str:
+    """Who started a run no person asked for by name: ``schedule``, ``webhook``, the parent for a sub-workflow,
+    and the command line's user for a manual run (:func:`cli_actor`)."""
+    if trigger == "webhook":
+        return "webhook"
+    if trigger == "subworkflow":
+        return "workflow"
+    if trigger in ("manual", "rerun", "api"):
+        return cli_actor() if trigger != "api" else "api"
+    return "schedule"
+
+
 class Workspace:
     """The home folder and its database."""
 
     #: the storage error that stopped the last run executed on this store, if one did
     #: (:func:`taskloom.runtime.execution.execute` sets it)
     storage_failure: StorageError | None = None
+    #: who acts through this workspace, and from where: what :meth:`audit` records. The command line's user by
+    #: default; the REST API and the web app set the signed-in user and ``api ADDRESS`` or ``web``.
+    actor: Principal | None = None
+    source: str = "cli"
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *, registry: Registry | None = None,
                  database: str | os.PathLike[str] | None = None) -> None:
@@ -152,6 +192,16 @@ class Workspace:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def acting(self) -> Principal:
+        """Who acts (:attr:`actor`, else the command line's user, who may do anything the store allows)."""
+        return self.actor or Principal(cli_actor(), Role.ADMIN, "cli")
+
+    def audit(self, action: str, target: str = "", *, workflow: str | None = None, version: int | None = None,
+              result: str = "ok", detail: str = "") -> None:
+        """Append a row to the audit trail for :meth:`acting` (inside the caller's write transaction, if any)."""
+        record(self.db, self.acting(), action, target, workflow=workflow, version=version, result=result,
+               source=self.source, detail=detail)
 
     @storage_as_user_error
     def check_writable(self) -> None:
@@ -220,14 +270,16 @@ class Workspace:
 
     @storage_as_user_error
     def save(
-        self, doc: Checked | Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None
+        self, doc: Checked | Mapping[str, Any], *, message: str = "", origin: str = "", folder: str | None = None,
+        actor: str | None = None,
     ) -> tuple[VersionInfo, bool]:
         """Store ``doc`` as the next version; return the version and whether it is new.
 
         A :class:`Checked` document is stored as it is; any other is validated
         first (:class:`UserError` with every issue). ``origin`` says where it
         came from (``file:PATH``, ``designer``...); ``folder`` None keeps the
-        previous version's folder.
+        previous version's folder. ``actor`` (a user's name; the command line's user by default) owns the
+        workflow if this is its first version.
         """
         if isinstance(doc, Checked) and doc.registry is self.registry:
             doc = doc.document
@@ -240,7 +292,8 @@ class Workspace:
             before = get_version(self.db, doc["name"]).version
         except NotFound:
             before = 0
-        info = save_version(self.db, doc, at=time.time(), message=message, origin=origin, folder=folder)
+        info = save_version(self.db, doc, at=time.time(), message=message, origin=origin, folder=folder,
+                            owner=actor or self.acting().name)
         ensure_webhook_tokens(self.db, dict(doc))
         return info, info.version != before
 
@@ -316,8 +369,12 @@ class Workspace:
         trigger_id: str | None = None,
         trigger_payload: Any = None,
         logical_time: float | None = None,
+        started_by: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Check params and record a queued run; return its id and the resolved params."""
+        """Check params and record a queued run; return its id and the resolved params.
+
+        ``started_by`` is who asked (a user's name); without one the trigger says it (:func:`started_by_trigger`).
+        """
         try:
             resolved = resolve_params(target.workflow, params, from_text=from_text)
         except ParamError as exc:
@@ -326,6 +383,8 @@ class Workspace:
             self.db, target.document, at=time.time(), params=resolved, version=target.version,
             trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
             source=target.source, owner=owner, folder=target.folder,
+            started_by=started_by or (self.actor.name if self.actor is not None and trigger in _ASKED
+                                      else started_by_trigger(trigger)),
         )
         return run_id, resolved
 
@@ -371,7 +430,8 @@ class Workspace:
         return run
 
     @storage_as_user_error
-    def rerun(self, run_id: int, *, owner: str | None, from_task: str | None = None, failed: bool = False) -> int:
+    def rerun(self, run_id: int, *, owner: str | None, from_task: str | None = None, failed: bool = False,
+              started_by: str | None = None) -> int:
         """A new run of the same version, params and payload, reusing the results outside the re-run part."""
         parent = self.run(run_id)
         workflow = self.workflow_of(parent)
@@ -387,6 +447,7 @@ class Workspace:
                 self.db, doc, at=time.time(), params=parent.params, version=parent.version,
                 trigger="rerun", trigger_payload=parent.trigger_payload, logical_time=parent.logical_time,
                 parent_run_id=parent.id, source=parent.source, owner=owner, folder=parent.folder,
+                started_by=started_by or self.acting().name,
             )
             reuse_results(self.db, new_id, parent.id, [t for t in workflow.tasks if t not in again])
         return new_id

@@ -36,6 +36,8 @@ class WorkflowInfo:
     paused: bool
     created: float
     updated: float
+    #: who saved its first version (None for workflows stored before accounts existed)
+    owner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class WorkflowInfo:
             "paused": self.paused,
             "created": self.created,
             "updated": self.updated,
+            "owner": self.owner,
         }
 
 
@@ -78,9 +81,11 @@ def put_document(db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float
 
 def save_version(
     db: sqlite_utils.Database, doc: Mapping[str, Any], *, at: float, message: str = "",
-    origin: str = "", folder: str | None = None,
+    origin: str = "", folder: str | None = None, owner: str | None = None,
 ) -> VersionInfo:
     """Store ``doc`` (already validated) as the next version of the workflow it names.
+
+    ``owner`` becomes the workflow's owner when this is its first version (later saves keep the owner).
 
     Saving a document identical to the current version creates no new version;
     when it comes from another folder, the current version's folder moves
@@ -111,9 +116,9 @@ def save_version(
         else:
             version = 1
             db.execute(
-                "INSERT INTO workflows (name, title, current_version, paused, created, updated)"
-                " VALUES (?, ?, 1, 0, ?, ?)",
-                [name, doc.get("title", ""), at, at],
+                "INSERT INTO workflows (name, title, current_version, paused, created, updated, owner)"
+                " VALUES (?, ?, 1, 0, ?, ?, ?)",
+                [name, doc.get("title", ""), at, at, owner],
             )
         db.execute(
             "INSERT INTO workflow_versions (workflow, version, document, message, created, origin, folder)"
@@ -143,14 +148,14 @@ def document_by_hash(db: sqlite_utils.Database, digest: str) -> dict[str, Any]:
 
 def get_workflow(db: sqlite_utils.Database, name: str) -> WorkflowInfo:
     row = db.execute(
-        "SELECT name, title, current_version, paused, created, updated FROM workflows WHERE name = ?",
+        "SELECT name, title, current_version, paused, created, updated, owner FROM workflows WHERE name = ?",
         [name],
     ).fetchone()
     if row is None:
         known = [r[0] for r in db.execute("SELECT name FROM workflows ORDER BY name")]
         hint = f"; stored workflows: {', '.join(known)}" if known else "; import one with 'taskloom import FILE'"
         raise NotFound(f"no workflow named {name!r}{hint}")
-    return WorkflowInfo(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    return WorkflowInfo(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 def get_version(db: sqlite_utils.Database, name: str, version: int | None = None) -> VersionInfo:
@@ -168,9 +173,9 @@ def get_document(
 
 def list_workflows(db: sqlite_utils.Database) -> list[WorkflowInfo]:
     return [
-        WorkflowInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
+        WorkflowInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
         for r in db.execute(
-            "SELECT name, title, current_version, paused, created, updated FROM workflows ORDER BY name"
+            "SELECT name, title, current_version, paused, created, updated, owner FROM workflows ORDER BY name"
         )
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +25,7 @@ from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
 
-__all__ = ["out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
+__all__ = ["read_hidden", "out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
            "database_option"]
 
 #: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
@@ -126,6 +127,27 @@ def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
         yield executor
     finally:
         executor.close()
+
+
+def read_hidden(what: str, example: str, *, prompt: str, kind: str = "values") -> str:
+    """A value that must not be an argument (a secret, a password): piped stdin with one trailing newline
+    removed, else a hidden prompt asked twice. ``what`` names it in errors, ``example`` shows how to pipe it."""
+    stdin = sys.stdin
+    if stdin is None:
+        raise _Fail(f"there is no stdin to read {what} from; pipe it in")
+    if stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    # Bytes, not text: text mode would turn a "\r" inside the value into "\n".
+    buffer = getattr(stdin, "buffer", None)
+    try:
+        value = buffer.read().decode("utf-8") if buffer is not None else stdin.read()
+    except UnicodeDecodeError:
+        raise _Fail(f"{what} read from stdin is not UTF-8 text; {kind} are text") from None
+    value = value[:-2] if value.endswith("\r\n") else value[:-1] if value.endswith("\n") else value
+    if not value:
+        raise _Fail(f"read an empty value for {what} from stdin; pipe it in ({example})"
+                    " or run in a terminal to be prompted")
+    return value
 
 
 def print_error(error: UserMistake | StorageError | str) -> None:

@@ -10,7 +10,6 @@ twice) in a terminal. No command ever prints a value.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -20,7 +19,7 @@ from rich.table import Table
 from taskloom.core.masking import MIN_LENGTH
 from taskloom.storage.secrets import SecretError, SecretStore, validate_name
 
-from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, out
+from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, out, read_hidden
 
 __all__ = ["secrets"]
 
@@ -98,33 +97,8 @@ def delete(ctx: click.Context, name: str) -> None:
 
 def _read_value(name: str) -> str:
     """The value from piped stdin (one trailing newline removed), else from a hidden, confirmed prompt."""
-    stdin = sys.stdin
-    if stdin is None:
-        raise _Fail(f"there is no stdin to read the value of {name} from; pipe the value in")
-    if stdin.isatty():
-        return click.prompt(f"Value of {name}", hide_input=True, confirmation_prompt=True)
-    # Bytes, not text: text mode would turn a "\r" inside the value into "\n".
-    buffer = getattr(stdin, "buffer", None)
-    try:
-        value = buffer.read().decode("utf-8") if buffer is not None else stdin.read()
-    except UnicodeDecodeError:
-        raise _Fail(f"the value of {name} read from stdin is not UTF-8 text; secrets are text") from None
-    value = _strip_one_newline(value)
-    if not value:
-        raise _Fail(
-            f"read an empty value for {name} from stdin; pipe the value in "
-            f"(printf %s VALUE | taskloom secrets set {name}) or run in a terminal to be prompted"
-        )
-    return value
-
-
-def _strip_one_newline(value: str) -> str:
-    """Remove one trailing line ending (``\\n`` or ``\\r\\n``), as ``echo`` adds; keep any other."""
-    if value.endswith("\r\n"):
-        return value[:-2]
-    if value.endswith("\n"):
-        return value[:-1]
-    return value
+    return read_hidden(f"the value of {name}", f"printf %s VALUE | taskloom secrets set {name}",
+                       prompt=f"Value of {name}", kind="secrets")
 
 
 def _print_table(console: Console, rows: list[dict[str, Any]]) -> None:
