@@ -120,7 +120,7 @@ def test_openapi_lists_every_path_and_the_workflow_schema(api):
         "/health", "/workflows", "/workflows/{name}", "/workflows/{name}/versions",
         "/workflows/{name}/versions/{version}", "/workflows/{name}/pause", "/workflows/{name}/resume",
         "/workflows/{name}/runs", "/runs", "/runs/{run_id}", "/runs/{run_id}/logs", "/runs/{run_id}/cancel",
-        "/runs/{run_id}/rerun",
+        "/runs/{run_id}/rerun", "/audit",
     }
     schemas = spec["components"]["schemas"]
     assert "tasks" in schemas["TaskloomWorkflow"]["properties"] and "TaskloomWorkflow.task" in schemas

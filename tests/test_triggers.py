@@ -217,7 +217,9 @@ def test_trigger_command_wakes_the_scheduler(tmp_path, home):
         stop(proc)
 
 
-def test_the_api_refuses_a_public_address_without_a_token(home):
+def test_the_api_refuses_a_public_address_without_accounts_or_a_token(home):
     result = taskloom(home, "scheduler", "--host", "0.0.0.0", "--port", str(free_port()), timeout=30)
     assert result.returncode == 1
-    assert "without a token" in result.stderr and "TASKLOOM_API_TOKEN" in result.stderr
+    text = " ".join(result.stderr.split())
+    assert "with no accounts and no token" in text and "taskloom users add NAME --role admin" in text
+    assert "TASKLOOM_API_TOKEN" in text

@@ -8,9 +8,19 @@ it; ``wake()`` tells the scheduler at once.
 
 Errors are JSON ``{"error": ..., "field": ..., "issues": [...]}`` with a 4xx
 status for every mistake a client can make; nothing is stored when a request
-fails. With a token, every endpoint but ``GET /health`` wants
-``Authorization: Bearer <token>`` (webhooks under ``/hooks/``, mounted by
-:func:`taskloom.api.hooks.add_hooks`, check their own trigger's token instead).
+fails.
+
+Who may call it (:class:`Authenticate`): with no accounts in the home and no
+``--token``, anyone who reaches it (it listens on loopback), as
+:data:`~taskloom.core.access.LOCAL_ADMIN`. Otherwise every endpoint but ``GET
+/health`` wants ``Authorization: Bearer <token>``: a user's token (``taskloom
+tokens create``), acting with that user's role, or the scheduler's single
+``--token``, which acts as an admin for scripts. No or a bad token is 401; a
+role that may not do what was asked is 403 (each endpoint names its
+:class:`~taskloom.core.access.Action`). Webhooks under ``/hooks/``, mounted by
+:func:`taskloom.api.hooks.add_hooks`, check their own trigger's token instead.
+Every change made through the API is in the audit trail, with the caller's
+name and address; so is every refused one.
 """
 
 from __future__ import annotations
@@ -32,18 +42,21 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from taskloom.core.access import LOCAL_ADMIN, Action, Forbidden, Principal, Role, check
 from taskloom.core.errors import UserMistake
 from taskloom.core.model import Workflow
 from taskloom.storage.plugins import load_registry
 from taskloom.core.schema import schema_json
 from taskloom.core.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from taskloom.storage.accounts import Accounts, LoginRefused
+from taskloom.storage.audit import entries as audit_entries
 from taskloom.storage.db import write_txn
 from taskloom.storage.runs import get_run, iso, iter_logs, list_runs, search_runs
 from taskloom.storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows, set_paused
 from taskloom.storage.store import Target, UserError, Workspace
 
 from taskloom.api.models import (
-    MAX_SERVED_DEPTH, WORKFLOW_SCHEMA_REF, CancelResult, ErrorBody, Health, LogPage, PauseState, RerunRequest, RunDetail,
+    MAX_SERVED_DEPTH, WORKFLOW_SCHEMA_REF, AuditRow, CancelResult, ErrorBody, Health, LogPage, PauseState, RerunRequest, RunDetail,
     RunQueued, RunRequest, RunStatus, RunSummary, SaveResult, VersionSummary, WorkflowDetail, WorkflowDocument,
     WorkflowSummary, printable, servable, too_deep, unstorable_at, workflow_schema_components,
 )
@@ -63,13 +76,16 @@ Manage the workflows of a Taskloom home and their runs.
 
 Runs started here are **queued**: the scheduler process executes them.
 Errors are JSON: `{"error": "...", "field": "...", "issues": [...]}`.
-With a token configured, send `Authorization: Bearer <token>` (all but `GET /health`).
+With accounts (`taskloom users add`) or a `--token`, send `Authorization: Bearer <token>` (all but
+`GET /health`): a user's token acts with the user's role (viewer, operator, editor, admin); 401 without
+a valid one, 403 when the role may not.
 """
 
 _TAGS = [
     {"name": "system", "description": "Liveness."},
     {"name": "workflows", "description": "Stored workflows, their versions, pausing."},
     {"name": "runs", "description": "Starting, inspecting, cancelling and re-running runs."},
+    {"name": "audit", "description": "Who did what (admins only)."},
 ]
 
 
@@ -95,20 +111,17 @@ def create_app(
     Workspace(home, registry=registry).close()
     app = FastAPI(title="Taskloom API", version=taskloom_version(), description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.home, app.state.registry, app.state.wake = home, registry, wake
-    # Added first, so it runs inside BearerAuth: a request without the token is refused unread.
+    # Added first, so it runs inside Authenticate: a request without a valid token is refused unread.
     app.add_middleware(BodyLimit, limit=MAX_DOCUMENT_BYTES)
-    if token is not None:
-        app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(Authenticate, home=home, token=token)
     _install_error_handlers(app)
     app.include_router(system)
-    # The security dependency only documents the scheme in OpenAPI; BearerAuth checks the token.
-    if token is None:
-        app.include_router(router)
-    else:
-        app.include_router(
-            router, dependencies=[Security(HTTPBearer(auto_error=False))],
-            responses={401: {"model": ErrorBody, "description": "Missing or wrong bearer token"}},
-        )
+    # The security dependency only documents the scheme in OpenAPI; Authenticate checks the token.
+    app.include_router(
+        router, dependencies=[Security(HTTPBearer(auto_error=False))],
+        responses={401: {"model": ErrorBody, "description": "Missing, wrong, expired or revoked bearer token"},
+                   403: {"model": ErrorBody, "description": "The token's role may not do this"}},
+    )
     _add_workflow_schema(app)
     return app
 
@@ -123,15 +136,22 @@ def taskloom_version() -> str:
 # -- auth -----------------------------------------------------------------------
 
 
-class BearerAuth:
-    """ASGI middleware: every HTTP request but :data:`OPEN_PATHS` and :data:`OPEN_PREFIXES` needs the token.
+#: Who the scheduler's single ``--token`` acts as: an admin, for scripts.
+SERVICE_TOKEN = Principal("service-token", Role.ADMIN, "service-token")
 
-    As middleware it also covers /docs, /openapi.json and unknown paths.
+
+class Authenticate:
+    """ASGI middleware: who is calling, for every HTTP request but :data:`OPEN_PATHS` and :data:`OPEN_PREFIXES`.
+
+    The principal goes into ``scope["state"]["principal"]`` for the endpoints' role checks (:func:`allow`).
+    As middleware it also covers /docs, /openapi.json and unknown paths: without a valid token a stranger
+    learns nothing, not even which paths exist.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str) -> None:
+    def __init__(self, app: ASGIApp, *, home: str | Path, token: str | None) -> None:
         self.app = app
-        self.token = token.encode()
+        self.home = home
+        self.token = None if token is None else token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -139,14 +159,63 @@ class BearerAuth:
             return await self.app(scope, receive, send)
         given = dict(scope["headers"]).get(b"authorization")
         scheme, _, credentials = (given or b"").partition(b" ")
-        if given is None or scheme.lower() != b"bearer":
-            message = "authentication required: send the header 'Authorization: Bearer <token>'"
-        elif not hmac.compare_digest(credentials.strip(), self.token):
-            message = "invalid bearer token"
+        credentials = credentials.strip()
+        if given is not None and scheme.lower() == b"bearer" and self.token is not None \
+                and hmac.compare_digest(credentials, self.token):
+            principal: Principal | str = SERVICE_TOKEN
         else:
-            return await self.app(scope, receive, send)
-        response = JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+            bearer = credentials.decode("utf-8", "replace") if given is not None and scheme.lower() == b"bearer" else None
+            principal = await run_in_threadpool(self._look_up, bearer)
+        if isinstance(principal, str):
+            response = JSONResponse({"error": principal}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    def _look_up(self, bearer: str | None) -> Principal | str:
+        """The principal of a user's token, LOCAL_ADMIN where nothing is required, else why not (a str)."""
+        try:
+            ws = Workspace(self.home)
+        except UserError as exc:
+            return f"cannot check the token: {exc}"
+        try:
+            accounts = Accounts(ws.db)
+            if bearer is None:
+                if self.token is None and not accounts.exist():
+                    return LOCAL_ADMIN
+                return "authentication required: send the header 'Authorization: Bearer <token>'"
+            try:
+                return accounts.authenticate(bearer)
+            except LoginRefused as exc:
+                return str(exc)
+        finally:
+            ws.close()
+
+
+def caller(request: Request) -> Principal:
+    """Who is calling (set by :class:`Authenticate`)."""
+    return request.scope.get("state", {}).get("principal", LOCAL_ADMIN)
+
+
+def where_from(request: Request) -> str:
+    """What the audit trail records as the source of a request: ``api`` and the client's address."""
+    client = request.client
+    return f"api {client.host}" if client else "api"
+
+
+def allow(action: Action) -> Any:
+    """A dependency refusing (403, and an audit row saying so) a caller whose role may not do ``action``."""
+
+    def dependency(request: Request, ws: "Ws") -> None:
+        try:
+            check(ws.actor or caller(request), action)
+        except Forbidden as exc:
+            name = request.path_params.get("name")
+            ws.audit(action.value, f"{request.method} {request.url.path}", workflow=name, result="refused",
+                     detail=str(exc))
+            raise ApiError(403, str(exc), needed=exc.needed.label) from None
+
+    return Depends(dependency)
 
 
 class BodyLimit:
@@ -271,6 +340,7 @@ def _workspace(request: Request) -> Iterator[Workspace]:
         ws = Workspace(request.app.state.home, registry=request.app.state.registry)
     except UserError as exc:
         raise ApiError(503, str(exc)) from None
+    ws.actor, ws.source = caller(request), where_from(request)
     try:
         yield ws
     finally:
@@ -317,7 +387,8 @@ def health() -> dict[str, Any]:
 router = APIRouter(responses=_ERRORS)
 
 
-@router.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"], summary="List stored workflows")
+@router.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"], summary="List stored workflows",
+            dependencies=[allow(Action.VIEW)])
 def workflows(ws: Ws) -> list[dict[str, Any]]:
     """Every stored workflow by name, with its current version and its newest run."""
     rows = []
@@ -330,7 +401,7 @@ def workflows(ws: Ws) -> list[dict[str, Any]]:
 
 @router.post(
     "/workflows", response_model=SaveResult, status_code=201, tags=["workflows"],
-    summary="Store a workflow document (a new workflow or a new version)",
+    summary="Store a workflow document (a new workflow or a new version)", dependencies=[allow(Action.SAVE)],
     responses={200: {"model": SaveResult, "description": "Identical to the current version; nothing stored"},
                413: {"model": ErrorBody, "description": "A body over 5 MB; nothing stored"}},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": WORKFLOW_SCHEMA_REF}}}}},
@@ -351,10 +422,16 @@ async def save_workflow(
 
 
 def _save(ws: Workspace, raw: bytes, message: str) -> tuple[Any, bool]:
-    return ws.save(ws.check(raw, source="the request body"), message=message, origin="api")
+    checked = ws.check(raw, source="the request body")
+    with write_txn(ws.db):
+        info, created = ws.save(checked, message=message, origin="api")
+        ws.audit("save", f"workflow {info.workflow}", workflow=info.workflow, version=info.version,
+                 detail="" if created else "identical to the current version; nothing stored")
+    return info, created
 
 
-@router.get("/workflows/{name}", response_model=WorkflowDetail, tags=["workflows"], summary="A workflow's current version")
+@router.get("/workflows/{name}", response_model=WorkflowDetail, tags=["workflows"], summary="A workflow's current version",
+            dependencies=[allow(Action.VIEW)])
 def workflow(name: WorkflowName, ws: Ws) -> dict[str, Any]:
     info = get_workflow(ws.db, name)
     doc = get_document(ws.db, name, info.version)[1]
@@ -363,7 +440,7 @@ def workflow(name: WorkflowName, ws: Ws) -> dict[str, Any]:
 
 @router.get(
     "/workflows/{name}/versions", response_model=list[VersionSummary], tags=["workflows"],
-    summary="A workflow's versions, oldest first",
+    summary="A workflow's versions, oldest first", dependencies=[allow(Action.VIEW)],
 )
 def versions(name: WorkflowName, ws: Ws) -> list[dict[str, Any]]:
     return [
@@ -374,7 +451,7 @@ def versions(name: WorkflowName, ws: Ws) -> list[dict[str, Any]]:
 
 @router.get(
     "/workflows/{name}/versions/{version}", response_model=WorkflowDocument, tags=["workflows"],
-    summary="The document of one version",
+    summary="The document of one version", dependencies=[allow(Action.VIEW)],
 )
 def version_document(
     name: WorkflowName, version: Annotated[int, PathParam(ge=1, le=MAX_ID, description="The version number.")], ws: Ws
@@ -382,20 +459,24 @@ def version_document(
     return get_document(ws.db, name, version)[1]
 
 
-@router.post("/workflows/{name}/pause", response_model=PauseState, tags=["workflows"], summary="Pause a workflow's triggers")
+@router.post("/workflows/{name}/pause", response_model=PauseState, tags=["workflows"], summary="Pause a workflow's triggers",
+             dependencies=[allow(Action.PAUSE)])
 def pause(name: WorkflowName, request: Request, ws: Ws) -> dict[str, Any]:
     """A paused workflow's triggers do not fire; runs started explicitly still queue."""
     return _set_paused(request, ws, name, True)
 
 
-@router.post("/workflows/{name}/resume", response_model=PauseState, tags=["workflows"], summary="Resume a paused workflow")
+@router.post("/workflows/{name}/resume", response_model=PauseState, tags=["workflows"], summary="Resume a paused workflow",
+             dependencies=[allow(Action.PAUSE)])
 def resume(name: WorkflowName, request: Request, ws: Ws) -> dict[str, Any]:
     """Its triggers fire again from now on; the instants that passed while it was paused are not caught up."""
     return _set_paused(request, ws, name, False)
 
 
 def _set_paused(request: Request, ws: Workspace, name: str, paused: bool) -> dict[str, Any]:
-    set_paused(ws.db, name, paused)  # NotFound names the stored workflows
+    with write_txn(ws.db):
+        set_paused(ws.db, name, paused)  # NotFound names the stored workflows
+        ws.audit("pause" if paused else "resume", f"workflow {name}", workflow=name)
     _wake(request)  # the scheduler plans its next firings anew
     return {"name": name, "paused": paused}
 
@@ -407,7 +488,7 @@ _PARAM_NAME = re.compile(r"parameter '([^']+)'")
 
 @router.post(
     "/workflows/{name}/runs", response_model=RunQueued, status_code=202, tags=["runs"],
-    summary="Queue a run of a workflow's current version",
+    summary="Queue a run of a workflow's current version", dependencies=[allow(Action.TRIGGER)],
 )
 def start_run(name: WorkflowName, request: Request, ws: Ws, body: RunRequest | None = None) -> dict[str, Any]:
     """Params are JSON values checked against the workflow's declared params (a missing one takes
@@ -416,7 +497,10 @@ def start_run(name: WorkflowName, request: Request, ws: Ws, body: RunRequest | N
     _refuse_unstorable({"params": body.params, "payload": body.payload})
     target = _stored_target(ws, name)
     try:
-        run_id, _ = ws.start_run(target, body.params, from_text=False, trigger="api", trigger_payload=body.payload)
+        with write_txn(ws.db):
+            run_id, _ = ws.start_run(target, body.params, from_text=False, trigger="api",
+                                     trigger_payload=body.payload)
+            ws.audit("trigger", f"run {run_id}", workflow=name, version=target.version)
     except UserError as exc:
         raise _param_error(str(exc)) from None
     _wake(request)
@@ -450,7 +534,8 @@ def _param_error(message: str) -> ApiError:
     return ApiError(422, "; ".join(problems), field=issues[0]["field"], issues=issues)
 
 
-@router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first")
+@router.get("/runs", response_model=list[RunSummary], tags=["runs"], summary="List runs, newest first",
+            dependencies=[allow(Action.VIEW)])
 def runs(
     ws: Ws,
     workflow: Annotated[str | None, Query(description="Only this workflow's runs.")] = None,
@@ -464,7 +549,8 @@ def runs(
     return [record.summary() for record in found]
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], summary="A run with its tasks and their attempts")
+@router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], summary="A run with its tasks and their attempts",
+            dependencies=[allow(Action.VIEW)])
 def run(run_id: RunId, ws: Ws) -> dict[str, Any]:
     record = get_run(ws.db, run_id, with_attempts=True)
     summary = record.summary()
@@ -473,7 +559,8 @@ def run(run_id: RunId, ws: Ws) -> dict[str, Any]:
     return servable({**record.to_json(), **extra, "trigger_payload": record.trigger_payload}, MAX_SERVED_DEPTH + 4)
 
 
-@router.get("/runs/{run_id}/logs", response_model=LogPage, tags=["runs"], summary="A page of a run's log lines")
+@router.get("/runs/{run_id}/logs", response_model=LogPage, tags=["runs"], summary="A page of a run's log lines",
+            dependencies=[allow(Action.VIEW)])
 def logs(
     run_id: RunId,
     ws: Ws,
@@ -495,31 +582,58 @@ def logs(
             "next_after_id": page[-1]["id"] if more else None}
 
 
-@router.post("/runs/{run_id}/cancel", response_model=CancelResult, tags=["runs"], summary="Cancel a run")
+@router.post("/runs/{run_id}/cancel", response_model=CancelResult, tags=["runs"], summary="Cancel a run",
+             dependencies=[allow(Action.CANCEL)])
 def cancel(run_id: RunId, request: Request, ws: Ws) -> dict[str, Any]:
     """Asks the run's runner to stop it (running tasks get SIGTERM, then SIGKILL after a grace
     period), or cancels it here when nobody runs it any more. Does not wait for it to stop."""
-    get_run(ws.db, run_id)  # 404 when missing
+    record = get_run(ws.db, run_id)  # 404 when missing
     result = ws.request_cancel(run_id, owner=CANCEL_OWNER)
+    ws.audit("cancel", f"run {run_id}", workflow=record.workflow, version=record.version, detail=result)
     if result == "requested":
         _wake(request)  # a queued run's cancel is the scheduler's to carry out
     return {"run_id": run_id, "result": result}
 
 
-@router.post("/runs/{run_id}/rerun", response_model=RunQueued, status_code=202, tags=["runs"], summary="Queue a re-run of a run")
+@router.post("/runs/{run_id}/rerun", response_model=RunQueued, status_code=202, tags=["runs"],
+             summary="Queue a re-run of a run", dependencies=[allow(Action.RERUN)])
 def rerun(run_id: RunId, request: Request, ws: Ws, body: RerunRequest | None = None) -> dict[str, Any]:
     """A new run of the same version, params and payload, linked to this one by `parent_run_id`.
     With `from_task` or `failed`, the tasks outside the part re-run keep this run's results."""
     body = body or RerunRequest()
     if body.from_task is not None and body.failed:
         raise ApiError(422, "give from_task or failed, not both", field="body.failed")
-    get_run(ws.db, run_id)  # 404 when missing
+    parent = get_run(ws.db, run_id)  # 404 when missing
     try:
-        new_id = ws.rerun(run_id, owner=None, from_task=body.from_task, failed=body.failed)
+        with write_txn(ws.db):
+            new_id = ws.rerun(run_id, owner=None, from_task=body.from_task, failed=body.failed)
+            ws.audit("rerun", f"run {run_id}", workflow=parent.workflow, version=parent.version,
+                     detail=f"as run {new_id}")
     except UserError as exc:
         raise ApiError(422, str(exc), field="body.from_task" if body.from_task is not None else "body.failed") from None
     _wake(request)
     return {"run_id": new_id, "status": "queued"}
+
+
+# -- audit -----------------------------------------------------------------------
+
+
+@router.get("/audit", response_model=list[AuditRow], tags=["audit"], summary="The audit trail, newest first",
+            dependencies=[allow(Action.AUDIT)])
+def audit(
+    ws: Ws,
+    user: Annotated[str | None, Query(description="Only what this user did.")] = None,
+    workflow: Annotated[str | None, Query(description="Only what was done to this workflow.")] = None,
+    action: Annotated[str | None, Query(description="Only this action (save, trigger, login, ...).")] = None,
+    since: Annotated[datetime | None, Query(description="Only from this time on (ISO 8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")] = 100,
+    before_id: Annotated[int | None, Query(
+        ge=1, le=MAX_ID, description="Only rows older than this id: pass the last id of a page for the next.")] = None,
+) -> list[dict[str, Any]]:
+    """Who did what, when and from where: logins, saves, runs started, cancels, secrets, users. Admins only."""
+    start = None if since is None else (since if since.tzinfo else since.replace(tzinfo=timezone.utc)).timestamp()
+    return [e.to_dict() for e in audit_entries(ws.db, user=user, workflow=workflow, action=action, since=start,
+                                               before_id=before_id, limit=limit)]
 
 
 # -- OpenAPI ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ __all__ = [
     "WORKFLOW_SCHEMA_REF", "WorkflowDocument", "RunStatus", "ErrorBody", "Health", "RunSummary",
     "WorkflowSummary", "WorkflowDetail", "VersionSummary", "SaveResult", "PauseState", "RunRequest",
     "RerunRequest", "RunQueued", "RunDetail", "LogLine", "LogPage", "CancelResult", "workflow_schema_components",
-    "unstorable_at", "too_deep", "printable", "MAX_SERVED_DEPTH", "servable",
+    "unstorable_at", "too_deep", "printable", "MAX_SERVED_DEPTH", "servable", "AuditRow",
 ]
 
 #: Where the OpenAPI document keeps the taskloom/v1 JSON Schema (added by :func:`taskloom.api.app.create_app`).
@@ -80,6 +80,8 @@ class RunSummary(BaseModel):
     params: dict[str, Any]
     error: str | None
     parent_run_id: int | None = Field(description="The run this one re-runs.")
+    started_by: str | None = Field(None, description="Who started it: a user's name, 'schedule', 'webhook', 'api'"
+                                                     " (the service token); null for runs from before accounts.")
 
 
 class WorkflowSummary(BaseModel):
@@ -89,6 +91,7 @@ class WorkflowSummary(BaseModel):
     paused: bool = Field(description="A paused workflow's triggers do not fire.")
     created: str
     updated: str
+    owner: str | None = Field(None, description="Who saved its first version.")
     last_run: RunSummary | None
 
 
@@ -328,3 +331,19 @@ def printable(value: Any) -> Any:
     if isinstance(value, list):
         return [printable(v) for v in value]
     return value
+
+
+class AuditRow(BaseModel):
+    """One row of the audit trail."""
+
+    id: int
+    at: str
+    actor: str = Field(description="The user's name; 'local' without accounts; 'service-token' for --token.")
+    via: str = Field(description="How they proved it: password, token, sso, service-token, cli, local.")
+    action: str
+    target: str
+    workflow: str | None
+    version: int | None
+    result: str = Field(description="ok, refused (not allowed) or failed.")
+    source: str = Field(description="cli, web, or api and the client's address.")
+    detail: str

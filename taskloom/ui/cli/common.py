@@ -25,7 +25,7 @@ from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
 
-__all__ = ["read_hidden", "out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
+__all__ = ["read_hidden", "open_workspace", "out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
            "database_option"]
 
 #: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
@@ -89,10 +89,16 @@ def database_option(function: Any) -> Any:
     return click.option("--database", **settings)(function)
 
 
+def _workspace(ctx: click.Context) -> Any:
+    """The workspace of the command's ``--home`` (a context manager that closes it)."""
+    return open_workspace(ctx.obj["home"])
+
+
 @contextmanager
-def _workspace(ctx: click.Context) -> Iterator[Workspace]:
+def open_workspace(home: str | None) -> Iterator[Workspace]:
+    """The workspace of ``home``; a home that cannot be opened is the user's error, printed without a traceback."""
     try:
-        ws = Workspace(ctx.obj["home"])
+        ws = Workspace(home)
     except UserError as exc:
         raise _Fail(exc) from None
     try:

@@ -21,7 +21,9 @@ from taskloom.storage.scheduling import api_address, record_api_address, wake_sc
 from taskloom.storage.workflows import NotFound, set_paused
 from taskloom.storage.store import UserError
 
-from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, executor_options, open_executor, out
+from taskloom.ui.cli.common import (
+    _Fail, _print_json, _workspace, err, executor_options, open_executor, open_workspace, out,
+)
 from taskloom.ui.logmask import mask_process_output
 
 __all__ = ["scheduler", "serve", "trigger", "pause", "webhooks", "unpause_workflow", "API_DEFAULT_PORT"]
@@ -98,15 +100,24 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: b
                 app.kill()
 
 
+def _has_accounts(home: str | None) -> bool:
+    """Whether the home has accounts (then the API asks every caller for a user's token)."""
+    from taskloom.storage.accounts import Accounts
+
+    with open_workspace(home) as ws:
+        return Accounts(ws.db).exist()
+
+
 def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
            misfire_grace: float, executor: Any = None, max_runs: int | None = None) -> None:
     from taskloom.runtime.scheduler import Scheduler
     from taskloom.storage.home import resolve_home
 
-    if not no_api and not _is_loopback(host) and not token:
+    if not no_api and not _is_loopback(host) and not token and not _has_accounts(home):
         raise _Fail(
-            f"refusing to serve the API on {host} without a token: anyone who can reach it could run workflows;"
-            " pass --token or set TASKLOOM_API_TOKEN (or bind 127.0.0.1)"
+            f"refusing to serve the API on {host} with no accounts and no token: anyone who can reach it could"
+            " run workflows; add an admin (taskloom users add NAME --role admin) and give each script a token"
+            " (taskloom tokens create --user NAME), or pass --token (or set TASKLOOM_API_TOKEN), or bind 127.0.0.1"
         )
     mask_process_output(stdout=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
