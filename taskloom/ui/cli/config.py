@@ -60,6 +60,7 @@ def set_(ctx: click.Context, key: str, value: str) -> None:
     with _workspace(ctx) as ws:
         try:
             stored = Config(ws.db).set_text(key, value)
+            ws.audit("config set", f"config {key}", detail=json.dumps(stored)[:200])
         except ConfigError as exc:
             raise _Fail(str(exc)) from None
     out.print(escape(f"{key} = {json.dumps(stored)}"))
@@ -73,6 +74,7 @@ def unset(ctx: click.Context, key: str) -> None:
     with _workspace(ctx) as ws:
         try:
             Config(ws.db).unset(key)
+            ws.audit("config unset", f"config {key}")
         except ConfigError as exc:
             raise _Fail(str(exc)) from None
     out.print(escape(f"{key} unset"))

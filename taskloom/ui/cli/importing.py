@@ -208,6 +208,10 @@ def import_converted(
             folder = os.path.dirname(os.path.abspath(file))
             saved = [(doc, *ws.save(valid, message=note, origin=origin, folder=folder))
                      for doc, (valid, _) in zip(conversion.documents, vetted)]
+            for _, info, created in saved:
+                if created:
+                    ws.audit("import", f"workflow {info.workflow}", workflow=info.workflow, version=info.version,
+                             detail=f"{file} ({conversion.format})")
             behind = _left_behind(ws, conversion.documents, origin) if conversion.format == "crontab" else []
     except UserError as exc:
         render.print_issues(err, exc.issues)

@@ -168,6 +168,9 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
             try:
                 info, created = ws.import_file(file, message=message, raw=None if content is None else content.raw,
                                                parsed=None if content is None else content.parsed)
+                if created:
+                    ws.audit("import", f"workflow {info.workflow}", workflow=info.workflow, version=info.version,
+                             detail=str(file))
             except UserError as exc:
                 failed = True
                 render.print_issues(err, exc.issues)

@@ -74,6 +74,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], as_json: bool,
             orphans = _recover(ws, heartbeat) if recover else []
             try:
                 run_id, _ = ws.start_run(resolved, given, owner=heartbeat.id)
+                ws.audit("trigger", f"run {run_id}", workflow=resolved.workflow.name, version=resolved.version)
             except UserError as exc:
                 raise _Fail(exc) from None
             status = _foreground(ws, heartbeat, run_id, resolved.workflow, as_json=as_json, grace=grace,
@@ -135,6 +136,9 @@ def rerun(ctx: click.Context, run_id: int, from_task: str | None, failed: bool, 
     with _workspace(ctx) as ws, open_executor(executor, dask_address) as where, ws.session() as heartbeat:
         try:
             new_id = ws.rerun(run_id, owner=heartbeat.id, from_task=from_task, failed=failed)
+            parent = ws.run(run_id)
+            ws.audit("rerun", f"run {run_id}", workflow=parent.workflow, version=parent.version,
+                     detail=f"as run {new_id}")
         except UserError as exc:
             raise _Fail(exc) from None
         record = ws.run(new_id)
@@ -165,6 +169,8 @@ def cancel(ctx: click.Context, run_id: int, wait: bool, timeout: float, grace: f
             outcome = cancel_run(ws, run_id, owner=f"cancel-{os.getpid()}", grace=grace)
         except UserError as exc:
             raise _Fail(exc) from None
+        cancelled = ws.run(run_id)
+        ws.audit("cancel", f"run {run_id}", workflow=cancelled.workflow, version=cancelled.version, detail=outcome)
         if outcome == "ended":
             out.print(f"run {run_id} already {ws.run(run_id).status}; nothing to cancel")
             return

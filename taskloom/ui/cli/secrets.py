@@ -54,6 +54,7 @@ def set_(ctx: click.Context, name: str) -> None:
     with _workspace(ctx) as ws:
         try:
             created = SecretStore(ws.db, ws.home).set(name, value)
+            ws.audit("secret set", f"secret {name}", detail="created" if created else "replaced")
         except SecretError as exc:
             raise _Fail(str(exc)) from None
     click.echo(f"{'created' if created else 'replaced'} secret {name}")
@@ -90,6 +91,7 @@ def delete(ctx: click.Context, name: str) -> None:
     with _workspace(ctx) as ws:
         try:
             SecretStore(ws.db, ws.home).delete(name)
+            ws.audit("secret delete", f"secret {name}")
         except SecretError as exc:
             raise _Fail(str(exc)) from None
     click.echo(f"deleted secret {name}")

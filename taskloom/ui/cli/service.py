@@ -214,7 +214,9 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
     """
     with _workspace(ctx) as ws:
         try:
-            run_id, _ = ws.start_run(ws.target(name), parse_assignments(list(params)), trigger="manual")
+            with write_txn(ws.db):
+                run_id, _ = ws.start_run(ws.target(name), parse_assignments(list(params)), trigger="manual")
+                ws.audit("trigger", f"run {run_id}", workflow=name)
         except UserMistake as exc:  # bad params, no such workflow
             raise _Fail(exc) from None
         running = wake_scheduler(ws.db)
@@ -227,7 +229,9 @@ def trigger(ctx: click.Context, name: str, params: tuple[str, ...]) -> None:
 def _set_paused(ctx: click.Context, name: str, paused: bool) -> None:
     with _workspace(ctx) as ws:
         try:
-            set_paused(ws.db, name, paused)
+            with write_txn(ws.db):
+                set_paused(ws.db, name, paused)
+                ws.audit("pause" if paused else "resume", f"workflow {name}", workflow=name)
         except NotFound as exc:
             raise _Fail(str(exc)) from None
         wake_scheduler(ws.db)
