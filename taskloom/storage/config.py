@@ -65,6 +65,8 @@ KEYS: dict[str, ConfigKey] = {
         ConfigKey("logs.max_bytes_per_attempt", "integer", DEFAULT_MAX_BYTES_PER_ATTEMPT,
                   "Log bytes stored per task attempt; later lines are counted, not stored (the task goes on)"
                   " and a system line says how many.", minimum=1),
+        ConfigKey("web.session_hours", "number", 12,
+                  "Hours a login to the web app lasts; then it asks for the password again.", minimum=0),
     )
 }
 

@@ -1,8 +1,9 @@
-"""The Taskloom web app (Streamlit): Designer, Workflows, Runs, Dashboard, Settings.
+"""The Taskloom web app (Streamlit): Designer, Workflows, Runs, Dashboard, Settings, and Audit for admins.
 
 Start it with ``taskloom ui`` (or ``taskloom serve`` with the scheduler). The
 app never runs tasks itself: it reads and writes the store through
 ``storage`` and the engine, and asks the scheduler for runs by queueing them.
+When the home has accounts every page starts behind the login (:mod:`taskloom.ui.web.auth`).
 """
 
 from __future__ import annotations
@@ -17,21 +18,27 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from taskloom.core.access import Action  # noqa: E402
+from taskloom.ui.web import auth  # noqa: E402
+
 PAGES = Path(__file__).resolve().parent / "views"  # not "pages": that name switches Streamlit to its legacy page mode
 
 
 def main() -> None:
     st.set_page_config(page_title="Taskloom", page_icon=":material/account_tree:", layout="wide")
-    page = st.navigation(
-        [
-            st.Page(PAGES / "designer.py", title="Designer", icon=":material/account_tree:", url_path="designer",
-                    default=True),
-            st.Page(PAGES / "workflows.py", title="Workflows", icon=":material/list:", url_path="workflows"),
-            st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:", url_path="runs"),
-            st.Page(PAGES / "dashboard.py", title="Dashboard", icon=":material/dashboard:", url_path="dashboard"),
-            st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
-        ]
-    )
+    who = auth.gate()  # the login form, and nothing else, until someone signs in (when the home has accounts)
+    pages = [
+        st.Page(PAGES / "designer.py", title="Designer", icon=":material/account_tree:", url_path="designer",
+                default=True),
+        st.Page(PAGES / "workflows.py", title="Workflows", icon=":material/list:", url_path="workflows"),
+        st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:", url_path="runs"),
+        st.Page(PAGES / "dashboard.py", title="Dashboard", icon=":material/dashboard:", url_path="dashboard"),
+        st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
+    ]
+    if who.can(Action.AUDIT):
+        pages.append(st.Page(PAGES / "audit.py", title="Audit", icon=":material/history:", url_path="audit"))
+    page = st.navigation(pages)
+    auth.render_identity(who)
     page.run()
 
 

@@ -18,6 +18,8 @@ from taskloom.storage.runs import RunRecord, attempt_numbers, iso, log_page, req
 from taskloom.storage.scheduling import wake_scheduler
 from taskloom.storage.workflows import document_by_hash
 from taskloom.storage.store import UserError, Workspace
+from taskloom.core.access import Action
+from taskloom.ui.web.auth import allowed, authorize
 from taskloom.ui.web.state import flash
 
 from taskloom.ui.web.runlog.style import STATUS_EMOJI, badge, duration, flow_timestamp, log_cell, run_flow, timeline_rows
@@ -62,12 +64,31 @@ def _queued(ws: Workspace, new_id: int, what: str) -> None:
     select_run(new_id)
 
 
-def _cancel(ws: Workspace, run_id: int) -> None:
+def _run_of(ws: Workspace, run_id: int) -> tuple[str | None, int | None]:
+    """The workflow and version of ``run_id`` (for its audit row), or (None, None)."""
     try:
-        outcome = ws.request_cancel(run_id, owner="ui")
+        run = ws.run(run_id)
+    except UserError:
+        return None, None
+    return run.workflow, run.version
+
+
+def _authorized(ws: Workspace, action: str, run_id: int) -> Workspace | None:
+    workflow, version = _run_of(ws, run_id)
+    return authorize(action, f"run {run_id}", workflow=workflow, version=version)
+
+
+def _cancel(ws: Workspace, run_id: int) -> None:
+    acting = _authorized(ws, "cancel", run_id)
+    if acting is None:
+        return
+    try:
+        outcome = acting.request_cancel(run_id, owner="ui")
     except UserError as exc:
         flash(f"cannot cancel run {run_id}: {exc}", "error")
         return
+    workflow, version = _run_of(acting, run_id)
+    acting.audit("cancel", f"run {run_id}", workflow=workflow, version=version, detail=outcome)
     if outcome == "requested":
         wake_scheduler(ws.db)
         flash(f"cancel of run {run_id} requested; its runner (the scheduler's) ends it cancelled")
@@ -79,26 +100,38 @@ def _cancel(ws: Workspace, run_id: int) -> None:
 
 
 def _rerun(ws: Workspace, run_id: int, from_task: str | None = None, failed: bool = False) -> None:
+    acting = _authorized(ws, "rerun", run_id)
+    if acting is None:
+        return
     try:
-        new_id = ws.rerun(run_id, owner=None, from_task=from_task, failed=failed)
+        new_id = acting.rerun(run_id, owner=None, from_task=from_task, failed=failed, started_by=acting.acting().name)
     except UserError as exc:
         flash(f"cannot re-run run {run_id}: {exc}", "error")
         return
     what = (f"re-run of {run_id} from task {from_task}" if from_task else
             f"re-run of the failed tasks of {run_id}" if failed else f"re-run of {run_id}")
+    workflow, version = _run_of(acting, run_id)
+    acting.audit("rerun", f"run {run_id}", workflow=workflow, version=version, detail=f"{what}: run {new_id}")
     _queued(ws, new_id, what)
 
 
 def _resume(ws: Workspace, run_id: int) -> None:
-    if not request_resume(ws.db, run_id):
+    acting = _authorized(ws, "resume run", run_id)
+    if acting is None:
+        return
+    if not request_resume(acting.db, run_id):
         flash(f"run {run_id} is not crashed (any more); nothing to resume", "warning")
         return
+    workflow, version = _run_of(acting, run_id)
+    acting.audit("resume run", f"run {run_id}", workflow=workflow, version=version)
     _queued(ws, run_id, f"resume of {run_id}")
 
 
 def _actions(ws: Workspace, run: RunRecord, task: str | None) -> None:
     failed = any(t.status in ("failed", "timed_out", "crashed", "cancelled") for t in run.tasks.values())
     ended = run.status not in ACTIVE
+    if not (allowed(Action.CANCEL) or allowed(Action.RERUN)):
+        return  # a viewer: nothing to do here
     cols = st.columns(5)
     cols[0].button("Cancel", key="runs_act_cancel", icon=":material/stop_circle:",
                    disabled=run.status not in (*ACTIVE, "crashed"), on_click=_cancel, args=(ws, run.id))
@@ -127,6 +160,7 @@ def _header(run: RunRecord) -> None:
     d = duration(run.started, run.ended)
     c[4].markdown(f"**Duration**  \n{'—' if d is None else f'{d} s'}")
     st.caption(f"logical time {iso(run.logical_time)} · created {iso(run.created)} · source {run.source}"
+               + (f" · started by {run.started_by}" if run.started_by else "")
                + (f" · params {json.dumps(run.params)}" if run.params else ""))
     if run.parent_run_id is not None:
         st.button(f"↩ re-run of run {run.parent_run_id}", key="runs_parent", on_click=select_run,

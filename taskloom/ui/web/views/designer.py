@@ -4,7 +4,8 @@ The canvas is streamlit-flow (React Flow). The document in session state is
 the source of truth; the canvas shows it (``taskloom.ui.web.designer.flowstate``) and every
 change the browser reports (moves, connections, deletions, clicks) is applied
 back to it. Validation runs on every rerun. The page never runs tasks:
-"Run now" queues a run for the scheduler.
+"Run now" queues a run for the scheduler. Save, Run now and Import show only
+to a role that allows them, and their callbacks check the role again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from taskloom.storage.store import UserError
 from taskloom.ui.web.designer import docops, flowstate, forms, importing, palette, session, triggers_panel
 from taskloom.ui.web.designer.session import BASE, DOC, FLOW_KEY, LOADED, OPEN, QP_SEEN, REV, SELECTED, SIG
 from taskloom.ui.localzone import local_zone
+from taskloom.core.access import Action
+from taskloom.ui.web.auth import allowed, authorize
 from taskloom.ui.web.state import flash, show_flashes, workspace
 
 ws = workspace()
@@ -119,10 +122,17 @@ def _auto_layout() -> None:
 
 def _save() -> None:
     current = session.get_doc()
+    name = str(current.get("name", ""))
+    acting = authorize("save", f"workflow {name}", workflow=name)
+    if acting is None:
+        return
     message = str(S.get("designer_save_msg") or "").strip()
     try:
-        info, created = ws.save(current, message=message, origin="designer")
+        info, created = acting.save(current, message=message, origin="designer")
+        acting.audit("save", f"workflow {name}", workflow=name, version=info.version,
+                     detail=message if created else "unchanged")
     except UserError as exc:
+        acting.audit("save", f"workflow {name}", workflow=name, result="failed", detail=str(exc))
         count = len(exc.issues)
         flash(f"not saved: {exc}" + (f"; {count} problem(s) are listed under the canvas" if count else ""), "error")
         return
@@ -144,11 +154,16 @@ def _run_now() -> None:
         flash("save the workflow first: a run uses a stored version", "warning")
         return
     name = loaded[0]
+    acting = authorize("trigger", f"workflow {name}", workflow=name, version=loaded[1])
+    if acting is None:
+        return
     try:
-        run_id, _ = ws.start_run(ws.target(name), {}, from_text=False, trigger="manual")
+        target = acting.target(name)
+        run_id, _ = acting.start_run(target, {}, from_text=False, trigger="manual", started_by=acting.acting().name)
     except UserError as exc:
         flash(f"cannot start a run: {exc}", "error")
         return
+    acting.audit("trigger", f"run {run_id}", workflow=name, version=target.version)
     note = " (unsaved changes are not in it)" if session.is_unsaved() else ""
     flash(f"run {run_id} queued for '{name}' version {loaded[1]}{note}; the scheduler picks it up")
 
@@ -274,31 +289,34 @@ else:
     st.markdown(f":green[✓ saved] · {status}")
 
 bar = st.columns([3, 1, 1, 1, 1], vertical_alignment="bottom")
-bar[0].text_input("Version message", key="designer_save_msg", placeholder="what changed (optional)")
-bar[1].button("Save", key="designer_save", type="primary", on_click=_save, width="stretch")
-bar[2].button("Run now", key="designer_run", on_click=_run_now, disabled=not loaded, width="stretch",
-              help="Queue a run of the stored version; the scheduler runs it")
+if allowed(Action.SAVE):  # a role that may not save or run sees no button for it
+    bar[0].text_input("Version message", key="designer_save_msg", placeholder="what changed (optional)")
+    bar[1].button("Save", key="designer_save", type="primary", on_click=_save, width="stretch")
+if allowed(Action.TRIGGER):
+    bar[2].button("Run now", key="designer_run", on_click=_run_now, disabled=not loaded, width="stretch",
+                  help="Queue a run of the stored version; the scheduler runs it")
 bar[3].button("Auto layout", key="designer_layout", on_click=_auto_layout, width="stretch")
 bar[4].download_button(
     "Export JSON", data=canonical_json(doc), file_name=f"{doc.get('name') or 'workflow'}.json",
     mime="application/json", key="designer_export", on_click="ignore", width="stretch",
 )
 report = S.get(IMPORT_REPORT)
-with st.expander("Import a workflow file", expanded=bool(report or S.get(UPLOAD_ISSUES))):
-    upload_key = f"{session.prefix()}:upload"
-    st.selectbox("Format", list(importing.FORMAT_LABELS), key=IMPORT_FORMAT,
-                 format_func=importing.FORMAT_LABELS.__getitem__,
-                 help="A Taskloom workflow, an Azure Logic Apps definition (or ARM template), an n8n export or a "
-                      "crontab; converted files show what each step became")
-    st.file_uploader("Workflow file", key=upload_key, on_change=_uploaded, args=(upload_key,))
-    bad = S.get(UPLOAD_ISSUES)
-    if bad:
-        st.error(f"{bad[0]} was not loaded:")
-        for issue in bad[1]:
-            hint = f" — _{flowstate.md_escape(issue.hint)}_" if issue.hint else ""
-            st.markdown(f"- `{issue.path or '/'}` {flowstate.md_escape(issue.message)}{hint}")
-    if report is not None:
-        importing.render_report(report, str(doc.get("name")), _open_converted, _dismiss_report, "designer_import")
+if allowed(Action.SAVE):  # loading a file into the canvas is the first step of an import
+    with st.expander("Import a workflow file", expanded=bool(report or S.get(UPLOAD_ISSUES))):
+        upload_key = f"{session.prefix()}:upload"
+        st.selectbox("Format", list(importing.FORMAT_LABELS), key=IMPORT_FORMAT,
+                     format_func=importing.FORMAT_LABELS.__getitem__,
+                     help="A Taskloom workflow, an Azure Logic Apps definition (or ARM template), an n8n export or a "
+                          "crontab; converted files show what each step became")
+        st.file_uploader("Workflow file", key=upload_key, on_change=_uploaded, args=(upload_key,))
+        bad = S.get(UPLOAD_ISSUES)
+        if bad:
+            st.error(f"{bad[0]} was not loaded:")
+            for issue in bad[1]:
+                hint = f" — _{flowstate.md_escape(issue.hint)}_" if issue.hint else ""
+                st.markdown(f"- `{issue.path or '/'}` {flowstate.md_escape(issue.message)}{hint}")
+        if report is not None:
+            importing.render_report(report, str(doc.get("name")), _open_converted, _dismiss_report, "designer_import")
 
 # -- palette (sidebar), canvas, side panel ---------------------------------------------------
 
@@ -444,7 +462,9 @@ with right:
         triggers_panel.render_triggers(
             session.get_doc, session.set_doc, f"{session.prefix()}:trg",
             secrets=_secret_names(),
-            token_of=lambda trigger_id: webhook_token(ws.db, name, trigger_id),
+            # a webhook token starts runs: shown only to whoever may start them
+            token_of=(lambda trigger_id: webhook_token(ws.db, name, trigger_id)) if allowed(Action.TRIGGER)
+            else (lambda trigger_id: None),
             saved=bool(loaded and loaded[0] == name),
         )
     with tab_workflow:

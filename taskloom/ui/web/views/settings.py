@@ -13,6 +13,9 @@
   but the app does not know it) with add and remove.
 * **Scheduler**: who holds the scheduler lease (host, pid, version), when it
   last renewed it (its heartbeat) and whether it is still live.
+
+Everything but the scheduler's status is for admins (when the home has
+accounts): other roles do not see it, and each change checks the role again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from taskloom.core.mail import SMTP_KEYS, addresses, build_email, deliver, messa
 from taskloom.storage.config import KEYS, Config, ConfigError, smtp_settings
 from taskloom.storage.scheduling import lease_info
 from taskloom.storage.secrets import NAME_RULE, SecretError, SecretStore
+from taskloom.core.access import Action
+from taskloom.ui.web.auth import allowed, authorize
 from taskloom.ui.web.state import flash, show_error, show_flashes, workspace
 
 
@@ -53,8 +58,12 @@ def _store() -> SecretStore:
 def _set_secret() -> None:
     name = (st.session_state.get("secret_name") or "").strip()
     value = st.session_state.get("secret_value") or ""
+    if authorize("secret set", f"secret {name}") is None:
+        st.session_state["secret_value"] = ""
+        return
     try:
         new = _store().set(name, value)
+        workspace().audit("secret set", f"secret {name}", detail="created" if new else "replaced")
     except SecretError as exc:
         show_error(exc)
         return
@@ -69,11 +78,14 @@ def _delete_secret() -> None:
     name = st.session_state.get("secret_delete_name")
     if not name:
         return
+    if authorize("secret delete", f"secret {name}") is None:
+        return
     if not st.session_state.get("secret_delete_confirm"):
         flash(f"tick 'yes, delete {name}' first", "warning")
         return
     try:
         _store().delete(name)
+        workspace().audit("secret delete", f"secret {name}")
     except SecretError as exc:
         show_error(exc)
         return
@@ -130,8 +142,11 @@ def _set_config(key: str) -> None:
     if text is None or text == "":
         flash(f"{key}: enter a value, or use Unset to go back to the default", "warning")
         return
+    if authorize("config set", f"config {key}") is None:
+        return
     try:
         value = Config(workspace().db).set_text(key, text)
+        workspace().audit("config set", f"config {key}", detail=json.dumps(value)[:200])
     except ConfigError as exc:
         show_error(exc)
         return
@@ -139,8 +154,11 @@ def _set_config(key: str) -> None:
 
 
 def _unset_config(key: str) -> None:
+    if authorize("config unset", f"config {key}") is None:
+        return
     try:
         Config(workspace().db).unset(key)
+        workspace().audit("config unset", f"config {key}")
     except ConfigError as exc:
         show_error(exc)
         return
@@ -220,6 +238,8 @@ def _error_text(exc: Exception) -> str:
 
 def _save_webhook_url() -> None:
     url = (st.session_state.get("notify_webhook_url") or "").strip()
+    if authorize("config set", "config notify.webhook_url") is None:
+        return
     try:
         if url:
             Config(workspace().db).set("notify.webhook_url", url)
@@ -228,10 +248,13 @@ def _save_webhook_url() -> None:
     except ConfigError as exc:
         show_error(exc)
         return
+    workspace().audit("config set" if url else "config unset", "config notify.webhook_url", detail=url[:200])
     flash(f"notify.webhook_url set to {url}" if url else "notify.webhook_url unset")
 
 
 def _test_webhook() -> None:
+    if authorize("test message", "webhook") is None:
+        return
     url = (st.session_state.get("notify_webhook_url") or "").strip() or Config(workspace().db).get(
         "notify.webhook_url")
     if not url:
@@ -244,6 +267,8 @@ def _test_webhook() -> None:
 
 
 def _test_email() -> None:
+    if authorize("test message", "email") is None:
+        return
     to = (st.session_state.get("notify_smtp_to") or "").strip()
     try:
         st.session_state["notify_smtp_result"] = ("success", send_test_email(to))
@@ -289,6 +314,8 @@ def _stored_roots() -> list[str]:
 
 def _add_root() -> None:
     path = (st.session_state.get("roots_new") or "").strip()
+    if authorize("config set", "config file_roots") is None:
+        return
     if not path:
         flash("enter a folder to add", "warning")
         return
@@ -297,6 +324,7 @@ def _add_root() -> None:
         flash(f"{path} is already an allowed root", "warning")
         return
     Config(workspace().db).set("file_roots", [*roots, path])
+    workspace().audit("config set", "config file_roots", detail=f"added {path}"[:200])
     st.session_state["roots_new"] = ""
     st.session_state.pop("cfg_in_file_roots", None)
     flash(f"file root {path} added" + ("" if os.path.isdir(os.path.expanduser(path)) else
@@ -305,6 +333,8 @@ def _add_root() -> None:
 
 def _remove_root() -> None:
     path = st.session_state.get("roots_remove")
+    if authorize("config set", "config file_roots") is None:
+        return
     roots = _stored_roots()
     if path not in roots:
         return
@@ -314,6 +344,7 @@ def _remove_root() -> None:
         config.set("file_roots", roots)
     else:
         config.unset("file_roots")
+    workspace().audit("config set", "config file_roots", detail=f"removed {path}"[:200])
     st.session_state.pop("cfg_in_file_roots", None)
     flash(f"file root {path} removed")
 
@@ -370,10 +401,14 @@ def render_scheduler() -> None:
 def main() -> None:
     st.title("Settings")
     show_flashes()
-    render_secrets()
-    render_notifications()
-    render_file_roots()
-    render_config()
+    if allowed(Action.SECRETS):
+        render_secrets()
+    if allowed(Action.CONFIG):
+        render_notifications()
+        render_file_roots()
+        render_config()
+    else:
+        st.caption("Secrets, notification channels, file roots and the configuration are for admins.")
     render_scheduler()
 
 

@@ -44,7 +44,9 @@ from taskloom.storage.workflows import (
     set_paused,
 )
 from taskloom.storage.store import Target, UserError, Workspace
+from taskloom.core.access import Action
 from taskloom.core.errors import UserMistake
+from taskloom.ui.web.auth import allowed, authorize
 from taskloom.ui.web.state import flash, show_error, show_flashes, workspace
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "assets" / "examples"
@@ -195,12 +197,16 @@ def workflow_rows(ws: Workspace, infos: Iterable[WorkflowInfo], now: float, zone
 
 
 def _run_now(name: str) -> None:
-    ws = workspace()
+    ws = authorize("trigger", f"workflow {name}", workflow=name)
+    if ws is None:
+        return
     try:
-        run_id, _ = ws.start_run(_store_target(ws, name), {}, from_text=False, trigger="manual")
+        target = _store_target(ws, name)
+        run_id, _ = ws.start_run(target, {}, from_text=False, trigger="manual", started_by=ws.acting().name)
     except UserError as exc:
         flash(f"{name}: cannot queue a run: {exc}", "error")
         return
+    ws.audit("trigger", f"run {run_id}", workflow=name, version=target.version)
     if wake_scheduler(ws.db):
         flash(f"run {run_id} of {name} queued; the scheduler is starting it")
     else:
@@ -208,8 +214,14 @@ def _run_now(name: str) -> None:
 
 
 def _toggle_pause(name: str, paused: bool) -> None:
+    action = "pause" if paused else "resume"
+    ws = authorize(action, f"workflow {name}", workflow=name)
+    if ws is None:
+        return
     try:
-        set_paused(workspace().db, name, paused)
+        with write_txn(ws.db):
+            set_paused(ws.db, name, paused)
+            ws.audit(action, f"workflow {name}", workflow=name)
     except NotFound as exc:
         show_error(exc)
         return
@@ -217,7 +229,9 @@ def _toggle_pause(name: str, paused: bool) -> None:
 
 
 def _duplicate(name: str) -> None:
-    ws = workspace()
+    ws = authorize("save", f"workflow {name}", workflow=name)
+    if ws is None:
+        return
     new = (st.session_state.get(f"wf_dup_name_{name}") or "").strip() or free_name(ws, f"{name}-copy")
     try:
         info, doc = get_document(ws.db, name)
@@ -226,21 +240,27 @@ def _duplicate(name: str) -> None:
     except UserMistake as exc:  # no such workflow, or the copy cannot be stored
         show_error(exc)
         return
+    ws.audit("save", f"workflow {created.workflow}", workflow=created.workflow, version=created.version,
+             detail=f"duplicated from {name} version {info.version}")
     st.session_state[f"wf_dup_name_{name}"] = ""
     flash(f"{name} duplicated as {created.workflow} (version 1)")
 
 
 def _delete(name: str) -> None:
+    ws = authorize("delete", f"workflow {name}", workflow=name)
+    if ws is None:
+        return
     if not st.session_state.get(f"wf_del_confirm_{name}"):
         flash(f"tick 'yes, delete {name}' first", "warning")
         return
-    db = workspace().db
+    db = ws.db
     active = active_runs(db, name)
     try:
         removed = delete_workflow(db, name)
     except NotFound as exc:
         show_error(exc)
         return
+    ws.audit("delete", f"workflow {name}", workflow=name, detail=f"{removed} version(s)")
     still = f" ({len(active)} queued or running run(s) go on to their end)" if active else ""
     flash(f"deleted {name} and its {removed} version(s); its runs are kept{still}")
 
@@ -257,6 +277,7 @@ def render_table(ws: Workspace) -> None:
     st.caption(f"Local times are in {zone_name}. Runs started here are queued; the scheduler runs them.")
 
     taken = {i.name for i in infos}
+    may_trigger, may_pause, may_save = allowed(Action.TRIGGER), allowed(Action.PAUSE), allowed(Action.SAVE)
     for info in infos:
         name = info.name
         with st.container(border=True):
@@ -267,13 +288,16 @@ def render_table(ws: Workspace) -> None:
             if open_col.button("Open", key=f"wf_open_{name}", help="Edit it in the Designer"):
                 st.session_state["designer_open"] = name
                 st.switch_page(DESIGNER_PAGE)
-            run_col.button("Run now", key=f"wf_run_{name}", on_click=_run_now, args=(name,),
-                           help="Queue a manual run; the scheduler runs it")
-            if info.paused:
+            if may_trigger:
+                run_col.button("Run now", key=f"wf_run_{name}", on_click=_run_now, args=(name,),
+                               help="Queue a manual run; the scheduler runs it")
+            if may_pause and info.paused:
                 pause_col.button("Resume", key=f"wf_pause_{name}", on_click=_toggle_pause, args=(name, False))
-            else:
+            elif may_pause:
                 pause_col.button("Pause", key=f"wf_pause_{name}", on_click=_toggle_pause, args=(name, True),
                                  help="Stop firing its triggers (runs started by hand still run)")
+            if not may_save:
+                continue
             with more_col.popover("Duplicate / delete", key=f"wf_more_{name}"):
                 st.text_input("Name of the copy", key=f"wf_dup_name_{name}",
                               placeholder=free_name(ws, f"{name}-copy", taken),
@@ -290,7 +314,9 @@ def render_table(ws: Workspace) -> None:
 
 
 def _import(source: str) -> None:
-    ws = workspace()
+    ws = authorize("import", "upload")
+    if ws is None:
+        return
     if source == "file":
         uploaded = st.session_state.get("import_file")
         if uploaded is None:
@@ -313,6 +339,8 @@ def _import(source: str) -> None:
             except NotFound:
                 before = None
             info, created = ws.save(checked, message=message, origin=f"upload:{where}")
+            ws.audit("import", f"workflow {info.workflow}", workflow=info.workflow, version=info.version,
+                     detail=f"from {where}" + ("" if created else "; unchanged"))
     except UserError as exc:
         error = str(exc)
         kind = sniff(raw, where)
@@ -332,6 +360,12 @@ def _import(source: str) -> None:
 
 
 def render_import(ws: Workspace) -> None:
+    if allowed(Action.SAVE):
+        _render_import_form()
+    render_export(ws)
+
+
+def _render_import_form() -> None:
     st.subheader("Import")
     st.caption("A document is checked completely before anything is stored. A new name becomes a new workflow; "
                "an existing name becomes its next version (nothing changes when the content is identical).")
@@ -353,6 +387,8 @@ def render_import(ws: Workspace) -> None:
             if result["issues"]:
                 st.dataframe(result["issues"], hide_index=True)
 
+
+def render_export(ws: Workspace) -> None:
     st.subheader("Export")
     infos = list_workflows(ws.db)
     if not infos:
@@ -465,13 +501,16 @@ def render_diff(diff: WorkflowDiff) -> None:
 
 
 def _restore(name: str) -> None:
-    ws = workspace()
     number = st.session_state.get(f"restore_version__{name}")
-    if number is None:
+    ws = authorize("restore", f"workflow {name}", workflow=name, version=number)
+    if ws is None or number is None:
         return
     try:
         doc = get_document(ws.db, name, number)[1]
-        info, created = ws.save(doc, message=f"restored version {number}", origin="restore")
+        with write_txn(ws.db):
+            info, created = ws.save(doc, message=f"restored version {number}", origin="restore")
+            ws.audit("restore", f"workflow {name}", workflow=name, version=info.version,
+                     detail=f"version {number}" + ("" if created else "; unchanged"))
     except NotFound as exc:
         show_error(exc)
         return
@@ -511,6 +550,8 @@ def render_history(ws: Workspace) -> None:
     st.caption(f"Changes from v{old} to v{new}:")
     render_diff(diff_documents(old_doc, new_doc))
 
+    if not allowed(Action.RESTORE):
+        return
     st.subheader("Restore")
     older = [n for n in numbers if n != current]
     st.selectbox("Version to restore", older, index=len(older) - 1, key=f"restore_version__{name}",
@@ -553,14 +594,22 @@ def render_templates(ws: Workspace) -> None:
             if suggested != doc.get("name"):
                 st.caption(f"A workflow named {doc.get('name')} exists: this one is stored as {suggested} "
                            "unless you enter another name.")
+            if not allowed(Action.SAVE):
+                continue
             typed = st.text_input("Name", key=f"tpl_name_{stem}", placeholder=suggested)
             if st.button("Use this template", key=f"tpl_use_{stem}"):
                 name = (typed or "").strip() or suggested
+                acting = authorize("save", f"workflow {name}", workflow=name)
+                if acting is None:
+                    show_flashes()
+                    continue
                 try:
-                    create_workflow(ws, {**doc, "name": name}, message=f"from template {stem}")
+                    created = create_workflow(acting, {**doc, "name": name}, message=f"from template {stem}")
                 except UserError as exc:
                     show_error(exc, now=True)
                 else:
+                    acting.audit("save", f"workflow {name}", workflow=name, version=created.version,
+                                 detail=f"from template {stem}")
                     st.session_state["designer_open"] = name
                     flash(f"created {name} from the template {stem}")
                     st.switch_page(DESIGNER_PAGE)
