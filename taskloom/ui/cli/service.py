@@ -76,18 +76,24 @@ def scheduler(ctx: click.Context, host: str, port: int, token: str | None, no_ap
 
 @click.command()
 @_service_options
-@click.option("--ui-port", default=8501, show_default=True, help="Port of the web app (on 127.0.0.1).")
+@click.option("--ui-port", default=8501, show_default=True, help="Port of the web app.")
+@click.option("--ui-host", default="127.0.0.1", show_default=True,
+              help="Address of the web app; anything but loopback needs accounts (taskloom users add).")
 @click.option("--no-ui", is_flag=True, help="Do not serve the web app.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
           misfire_grace: float, max_runs: int | None, executor: str | None, dask_address: str | None, ui_port: int,
-          no_ui: bool) -> None:
+          ui_host: str, no_ui: bool) -> None:
     """Everything: the scheduler, the REST API and the web app (designer, workflows, runs, settings)."""
-    from taskloom.ui.cli.webapp import start_ui
+    from taskloom.ui.cli.webapp import refuse_open_app, start_ui
 
-    app = None if no_ui else start_ui(ctx.obj["home"], ui_port)
+    # both refusals before anything starts: a refused serve leaves no web app behind
+    _refuse_open_api(ctx.obj["home"], host, token, no_api)
+    if not no_ui:
+        refuse_open_app(ctx.obj["home"], ui_host)
+    app = None if no_ui else start_ui(ctx.obj["home"], ui_port, ui_host)
     if app is not None:
-        err.print(f"web app on http://127.0.0.1:{ui_port}")
+        err.print(f"web app on http://{ui_host}:{ui_port}")
     try:
         with open_executor(executor, dask_address) as where:
             _serve(ctx.obj["home"], host, port, token, no_api, lease_ttl, misfire_grace, where, max_runs)
@@ -108,17 +114,21 @@ def _has_accounts(home: str | None) -> bool:
         return Accounts(ws.db).exist()
 
 
-def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
-           misfire_grace: float, executor: Any = None, max_runs: int | None = None) -> None:
-    from taskloom.runtime.scheduler import Scheduler
-    from taskloom.storage.home import resolve_home
-
+def _refuse_open_api(home: str | None, host: str, token: str | None, no_api: bool) -> None:
     if not no_api and not _is_loopback(host) and not token and not _has_accounts(home):
         raise _Fail(
             f"refusing to serve the API on {host} with no accounts and no token: anyone who can reach it could"
             " run workflows; add an admin (taskloom users add NAME --role admin) and give each script a token"
             " (taskloom tokens create --user NAME), or pass --token (or set TASKLOOM_API_TOKEN), or bind 127.0.0.1"
         )
+
+
+def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bool, lease_ttl: float,
+           misfire_grace: float, executor: Any = None, max_runs: int | None = None) -> None:
+    from taskloom.runtime.scheduler import Scheduler
+    from taskloom.storage.home import resolve_home
+
+    _refuse_open_api(home, host, token, no_api)
     mask_process_output(stdout=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     note = sqlite_version_note()
