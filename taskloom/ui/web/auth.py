@@ -103,6 +103,11 @@ def gate() -> Principal:
 
 
 def _login_form() -> None:
+    with st.columns([1, 2, 1])[1]:
+        _login_fields()
+
+
+def _login_fields() -> None:
     st.title("Taskloom")
     ended = st.session_state.get(_ENDED)
     if ended:

@@ -292,6 +292,8 @@ bar = st.columns([3, 1, 1, 1, 1], vertical_alignment="bottom")
 if allowed(Action.SAVE):  # a role that may not save or run sees no button for it
     bar[0].text_input("Version message", key="designer_save_msg", placeholder="what changed (optional)")
     bar[1].button("Save", key="designer_save", type="primary", on_click=_save, width="stretch")
+else:
+    bar[0].caption("Read only: your role may look and export, not save (an editor or admin saves).")
 if allowed(Action.TRIGGER):
     bar[2].button("Run now", key="designer_run", on_click=_run_now, disabled=not loaded, width="stretch",
                   help="Queue a run of the stored version; the scheduler runs it")
