@@ -167,6 +167,9 @@ class Authenticate:
             bearer = credentials.decode("utf-8", "replace") if given is not None and scheme.lower() == b"bearer" else None
             principal = await run_in_threadpool(self._look_up, bearer)
         if isinstance(principal, str):
+            if given is not None:  # a wrong, revoked or expired token: worth a line in the service's log
+                client = scope.get("client") or ("?", 0)
+                log.warning("refused %s %s from %s: %s", scope.get("method"), path, client[0], principal)
             response = JSONResponse({"error": principal}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
         scope.setdefault("state", {})["principal"] = principal
