@@ -7,6 +7,7 @@ below, not read from the code under test.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -18,9 +19,10 @@ import pytest
 from taskloom.storage.accounts import Accounts
 from taskloom.storage.store import Workspace
 
-from clitools import free_port, query, start, taskloom, wait_for
+from clitools import free_port, query, start, taskloom, wait_for, write_flow
 from conftest import make_doc
 from test_api import execute, serve  # noqa: F401  (the fixture: a uvicorn server on 127.0.0.1)
+from test_triggers import service  # noqa: F401  (the fixture: a real scheduler with its API)
 
 pytestmark = pytest.mark.both_backends
 
@@ -196,3 +198,20 @@ def test_the_scheduler_serves_a_public_address_once_the_home_has_accounts(home, 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+@pytest.mark.sqlite_only
+def test_webhooks_keep_their_own_tokens_when_the_home_has_accounts(home, tmp_path, service):  # noqa: F811
+    assert taskloom(home, "users", "add", "ann", "--role", "admin", input="correct horse battery").returncode == 0
+    user_token = json.loads(taskloom(home, "tokens", "create", "--user", "ann", "--json").stdout)["token"]
+    doc = make_doc([{"id": "a", "type": "shell", "params": {"command": "echo hooked"}}], name="hooked",
+                   triggers=[{"id": "push", "type": "webhook"}])
+    assert taskloom(home, "import", write_flow(tmp_path, doc)).returncode == 0
+    (hook,) = json.loads(taskloom(home, "webhooks", "hooked", "--base-url", service, "--json").stdout)
+    assert httpx.post(hook["url"], json={}, headers={"Authorization": f"Bearer {user_token}"}).status_code == 401, \
+        "a user's token is not the webhook's"
+    started = httpx.post(hook["url"], json={}, headers={"Authorization": f"Bearer {hook['token']}"})
+    assert started.status_code == 202, started.text
+    assert query(home, "SELECT started_by, trigger FROM runs") == [("webhook", "webhook")]
+    assert httpx.get(f"{service}/runs").status_code == 401
+    assert httpx.get(f"{service}/runs", headers={"Authorization": f"Bearer {user_token}"}).status_code == 200
