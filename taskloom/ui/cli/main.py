@@ -272,7 +272,7 @@ def _firing_row(firing: dict) -> dict:
         "id": None, "workflow": firing["workflow"], "version": None, "status": firing["status"],
         "trigger": "schedule", "trigger_id": firing["trigger_id"], "logical_time": iso(firing["instant"]),
         "started": None, "ended": None, "duration": None, "params": None, "error": firing["reason"],
-        "parent_run_id": None,
+        "parent_run_id": None, "started_by": "schedule",
     }
 
 

@@ -73,18 +73,19 @@ def print_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         console.print("no runs yet; start one with [bold]taskloom run NAME[/]")
         return
-    table = Table("id", "workflow", "version", "status", "trigger", "started", "duration", box=None)
+    table = Table("id", "workflow", "version", "status", "trigger", "by", "started", "duration", box=None)
     for row in rows:
         duration = "" if row["duration"] is None else f"{row['duration']:.2f}s"
         if row["id"] is None:  # a firing that started no run
             table.add_row(
-                "-", Text(row["workflow"]), "", state_text(row["status"]), Text(row.get("trigger_id") or ""),
+                "-", Text(row["workflow"]), "", state_text(row["status"]), Text(row.get("trigger_id") or ""), "",
                 _local(row["logical_time"]), Text(row["error"] or "", style="dim"),
             )
             continue
         table.add_row(
             str(row["id"]), Text(row["workflow"]), "file" if row["version"] is None else str(row["version"]),
-            state_text(row["status"]), Text(row["trigger"]), _local(row["started"]), duration,
+            state_text(row["status"]), Text(row["trigger"]), Text(row.get("started_by") or ""), _local(row["started"]),
+            duration,
         )
     console.print(table)
 
