@@ -361,3 +361,90 @@ def test_the_audit_page_pages_back_by_id(team: Workspace, app):
     assert "audit_older" not in keys(at)
     ok(at.button(key="audit_newest").click().run())
     assert len(at.dataframe[0].value) == 100
+
+
+# -- single sign-on (Streamlit's st.login; the provider's user is given as AppTest's st.user) --------------------
+
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "a cookie secret for tests",
+        "client_id": "taskloom", "client_secret": "not used here",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+@pytest.fixture
+def sso_app(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """The app with [auth] in its secrets; ``open_app(claims)`` runs it for the provider's user ``claims``."""
+    monkeypatch.setenv("TASKLOOM_HOME", str(home))
+
+    def open_app(claims: dict[str, Any] | None = None) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.secrets["auth"] = AUTH
+        at.user = {"is_logged_in": False} if claims is None else {"is_logged_in": True, **claims}
+        return ok(at.run())
+
+    return open_app
+
+
+def test_the_login_offers_single_sign_on_only_when_configured(team: Workspace, app, sso_app):
+    assert "login_sso" not in keys(app())
+    at = sso_app()
+    assert {"login_submit", "login_sso"} <= keys(at)
+
+
+def test_a_provider_user_whose_email_is_an_account_gets_its_role(team: Workspace, sso_app):
+    Accounts(team.db).add("vic@example.com", "operator", None)
+    at = sso_app({"email": "Vic@Example.com", "email_verified": True, "name": "Vic"})
+    assert not login_shown(at)
+    assert "Signed in as **vic@example.com** (operator)" in texts(at)
+    assert "designer_run" in keys(at) and "designer_save" not in keys(at)
+    row = entries(team.db, action="login")[0]
+    assert (row.actor, row.via, row.result, row.source) == ("vic@example.com", "sso", "ok", "web")
+
+
+def test_a_provider_user_matches_an_accounts_email_too(team: Workspace, sso_app):
+    Accounts(team.db).add("edna", "editor", None, email="edna@example.com")
+    at = sso_app({"email": "edna@example.com"})
+    assert "Signed in as **edna** (editor)" in texts(at)
+    assert "designer_save" in keys(at)
+
+
+def test_a_provider_user_without_an_account_is_refused_once_and_can_sign_out(team: Workspace, sso_app):
+    at = sso_app({"email": "stranger@example.com", "email_verified": True})
+    assert login_shown(at) and "designer_save" not in keys(at)
+    assert "single sign-on as stranger@example.com refused: no Taskloom account for stranger@example.com" in texts(at)
+    assert "taskloom users add stranger@example.com --role ROLE --no-password" in texts(at)
+    ok(at.run())
+    ok(at.run())
+    refused = [r for r in entries(team.db, action="login") if r.result == "refused"]
+    assert [(r.actor, r.detail[:14]) for r in refused] == [("stranger@example.com", "single sign-on")]
+    ok(at.button(key="login_sso_out").click().run())
+    assert at.user == {"is_logged_in": False}
+
+
+def test_an_unverified_provider_address_is_refused(team: Workspace, sso_app):
+    Accounts(team.db).add("vic@example.com", "viewer", None)
+    at = sso_app({"email": "vic@example.com", "email_verified": False})
+    assert login_shown(at)
+    assert "has not verified vic@example.com" in texts(at)
+
+
+def test_logging_out_of_a_single_sign_on_session_ends_the_providers_too(team: Workspace, sso_app):
+    Accounts(team.db).add("vic@example.com", "viewer", None)
+    at = sso_app({"email": "vic@example.com"})
+    assert not login_shown(at)
+    ok(at.button(key="logout").click().run())
+    assert login_shown(at) and at.user == {"is_logged_in": False}  # not signed straight back in
+    ok(at.run())
+    assert login_shown(at)
+    assert [r.action for r in entries(team.db, user="vic@example.com")][:2] == ["logout", "login"]
+
+
+def test_a_single_sign_on_session_expires_like_a_password_one(team: Workspace, sso_app, monkeypatch):
+    Accounts(team.db).add("vic@example.com", "viewer", None)
+    clock = [time.time()]
+    monkeypatch.setattr(auth, "now", lambda: clock[0])
+    at = sso_app({"email": "vic@example.com"})
+    assert not login_shown(at)
+    clock[0] += 12 * 3600 + 1
+    ok(at.run())
+    ok(at.run())  # the provider's session is ended on the run after the expiry was seen
+    assert login_shown(at) and at.user == {"is_logged_in": False}

@@ -8,6 +8,9 @@ signs in; the session then holds the user's name and when the login ends
 accounts on every run, so a changed role or a removed user takes effect at
 the next click, not at the next login.
 
+Single sign-on (:mod:`taskloom.ui.web.sso`) is the other way in: the
+identity provider's user is signed in as the account with that e-mail address.
+
 Widget callbacks run before the page's script (and before :func:`gate`), so
 a button a role may not use being hidden is not enough: each handler asks
 :func:`authorize` first, which refuses an ended session or a role without
@@ -26,6 +29,7 @@ from taskloom.storage.accounts import Accounts, LoginRefused
 from taskloom.storage.audit import record
 from taskloom.storage.config import Config, ConfigError
 from taskloom.storage.store import Workspace
+from taskloom.ui.web import sso
 from taskloom.ui.web.state import flash, show_error, workspace
 
 __all__ = ["LOGIN", "ACTIONS", "now", "signed_in", "gate", "authorize", "allowed", "render_identity",
@@ -34,6 +38,8 @@ __all__ = ["LOGIN", "ACTIONS", "now", "signed_in", "gate", "authorize", "allowed
 #: session state: ``{"name", "via", "expires"}`` of the signed-in user (tests set ``expires`` to end a session)
 LOGIN = "_taskloom_login"
 _ENDED = "_taskloom_login_ended"  # why the last session ended, shown above the login form
+_SSO_OUT = "_taskloom_sso_sign_out"  # end the identity provider's session at the next run (logout, expiry)
+_SSO_REFUSED = "_taskloom_sso_refused"  # (e-mail, why) of the provider's user refused: recorded once, shown
 _SOURCE = "web"
 
 #: what each audited action of the pages needs (:data:`taskloom.core.access.REQUIRED` says which role)
@@ -69,7 +75,8 @@ def signed_in(ws: Workspace) -> Principal | None:
     if not entry:
         return None
     if now() >= entry["expires"]:
-        _end(f"your session ended after {session_seconds(ws) / 3600:g} hour(s); log in again")
+        _end(f"your session ended after {session_seconds(ws) / 3600:g} hour(s); log in again",
+             sso=entry.get("via") == "sso")
         return None
     try:
         return accounts.principal(entry["name"], entry["via"])
@@ -78,9 +85,11 @@ def signed_in(ws: Workspace) -> Principal | None:
         return None
 
 
-def _end(reason: str) -> None:
+def _end(reason: str, *, sso: bool = False) -> None:
     st.session_state.pop(LOGIN, None)
     st.session_state[_ENDED] = reason
+    if sso:  # else the provider's cookie would sign the user straight back in
+        st.session_state[_SSO_OUT] = True
 
 
 def _acting(ws: Workspace) -> Principal | None:
@@ -94,6 +103,10 @@ def _acting(ws: Workspace) -> Principal | None:
 def gate() -> Principal:
     """The principal of this session; when nobody is signed in, show the login form and stop the page."""
     ws = workspace()
+    if st.session_state.pop(_SSO_OUT, False):
+        sso.sign_out()
+    elif st.session_state.get(LOGIN) is None:
+        _sign_in_with_sso(ws)
     who = _acting(ws)
     if who is not None:
         return who
@@ -120,6 +133,13 @@ def _login_fields() -> None:
         st.form_submit_button("Log in", key="login_submit", type="primary", on_click=_login)
     if refused:
         st.error(refused)
+    sso.render_button()
+    sso_refused = st.session_state.get(_SSO_REFUSED)
+    if sso_refused:
+        st.error(f"single sign-on as {sso_refused[0] or 'this user'} refused: {sso_refused[1]}")
+        if st.button("Sign out of single sign-on", key="login_sso_out"):
+            st.session_state.pop(_SSO_REFUSED, None)
+            sso.sign_out()
     st.caption("Accounts are managed with taskloom users"
                " (an admin adds one with: taskloom users add NAME --role ROLE).")
 
@@ -145,12 +165,36 @@ def _login() -> None:
     record(ws.db, who, "login", f"user {who.name}", source=_SOURCE, at=at)
 
 
+def _sign_in_with_sso(ws: Workspace) -> None:
+    """Sign in the identity provider's user of this browser session, when one matches an account."""
+    claims = sso.identity()
+    if claims is None:
+        return
+    accounts = Accounts(ws.db)
+    if not accounts.exist():
+        return
+    name, why = sso.account_for(accounts, claims)
+    email = str(claims.get("email") or "")
+    at = now()
+    if name is None:
+        if st.session_state.get(_SSO_REFUSED) != (email, why):  # one audit row per refused identity, not per rerun
+            st.session_state[_SSO_REFUSED] = (email, why)
+            record(ws.db, email or "?", "login", f"user {email}", result="refused", source=_SOURCE,
+                   detail=f"single sign-on: {why}", at=at)
+        return
+    who = accounts.principal(name, "sso")
+    st.session_state[LOGIN] = {"name": who.name, "via": who.via, "expires": at + session_seconds(ws)}
+    st.session_state.pop(_ENDED, None)
+    st.session_state.pop(_SSO_REFUSED, None)
+    record(ws.db, who, "login", f"user {who.name}", source=_SOURCE, detail=f"single sign-on as {email}", at=at)
+
+
 def _logout() -> None:
     ws = workspace()
     who = signed_in(ws)
     if who is not None and who is not LOCAL_ADMIN:
         record(ws.db, who, "logout", f"user {who.name}", source=_SOURCE)
-    _end("you logged out")
+    _end("you logged out", sso=who is not None and who.via == "sso")
 
 
 def render_identity(who: Principal) -> None:
