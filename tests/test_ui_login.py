@@ -448,3 +448,15 @@ def test_a_single_sign_on_session_expires_like_a_password_one(team: Workspace, s
     ok(at.run())
     ok(at.run())  # the provider's session is ended on the run after the expiry was seen
     assert login_shown(at) and at.user == {"is_logged_in": False}
+
+
+def test_reloading_never_extends_a_single_sign_on_session(team: Workspace, sso_app):
+    """A reload is a new session the provider's cookie signs in again: it counts from the ID token's iat."""
+    Accounts(team.db).add("vic@example.com", "viewer", None)
+    at = sso_app({"email": "vic@example.com", "iat": time.time() - 11 * 3600})
+    assert not login_shown(at)
+    assert at.session_state[auth.LOGIN]["expires"] == pytest.approx(time.time() + 3600, abs=60)
+    at = sso_app({"email": "vic@example.com", "iat": time.time() - 13 * 3600})  # a reload an hour after the end
+    assert login_shown(at) and "your session ended after 12 hour(s); sign in again" in texts(at)
+    ok(at.run())
+    assert at.user == {"is_logged_in": False}

@@ -182,11 +182,24 @@ def _sign_in_with_sso(ws: Workspace) -> None:
             record(ws.db, email or "?", "login", f"user {email}", result="refused", source=_SOURCE,
                    detail=f"single sign-on: {why}", at=at)
         return
+    # a reload starts a new session that the provider's cookie signs in again: the session is counted from when
+    # the provider signed the user in (the ID token's iat), so reloading never extends it
+    expires = _issued(claims, at) + session_seconds(ws)
+    if expires <= at:
+        _end(f"your session ended after {session_seconds(ws) / 3600:g} hour(s); sign in again", sso=True)
+        return
     who = accounts.principal(name, "sso")
-    st.session_state[LOGIN] = {"name": who.name, "via": who.via, "expires": at + session_seconds(ws)}
+    st.session_state[LOGIN] = {"name": who.name, "via": who.via, "expires": expires}
     st.session_state.pop(_ENDED, None)
     st.session_state.pop(_SSO_REFUSED, None)
     record(ws.db, who, "login", f"user {who.name}", source=_SOURCE, detail=f"single sign-on as {email}", at=at)
+
+
+def _issued(claims: dict, default: float) -> float:
+    try:
+        return min(float(claims["iat"]), default)
+    except (KeyError, TypeError, ValueError):
+        return default
 
 
 def _logout() -> None:
