@@ -22,6 +22,9 @@ __all__ = [
     "Edge",
     "Trigger",
     "Settings",
+    "AlertChannel",
+    "Alerts",
+    "ALERT_KINDS",
     "Workflow",
     "canonical_json",
 ]
@@ -45,6 +48,10 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "overlap": "skip",
     "max_active_runs": 4,
 }
+
+#: What an ``alerts`` section can be about: a run ended failed, the first success after failures, a time
+#: trigger's run did not start or finish in time (see :mod:`taskloom.core.alerts`).
+ALERT_KINDS = ("failure", "recovery", "late")
 
 _NO_DEFAULT = object()
 
@@ -109,6 +116,47 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class AlertChannel:
+    """Where an alert goes: ``email`` (addresses), ``webhook`` (a URL, maybe a ``{{ secrets.X }}`` template)
+    or ``log`` (the service log)."""
+
+    kind: str  # email | webhook | log
+    to: tuple[str, ...] = ()  # the addresses of an email channel
+    url: str = ""  # the URL (or its template) of a webhook channel
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> "AlertChannel":
+        """One item of ``alerts.to`` (or of the ``alerts.to`` configuration key), already validated."""
+        if "email" in item:
+            value = item["email"]
+            return cls("email", to=tuple([value] if isinstance(value, str) else value))
+        if "webhook" in item:
+            return cls("webhook", url=str(item["webhook"]))
+        return cls("log")
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """A workflow's ``alerts`` section, as written: ``on`` and ``to`` are None when not given (then the
+    home's configuration decides, :func:`taskloom.core.alerts.effective_alerts`)."""
+
+    on: tuple[str, ...] | None = None
+    start_within: float | None = None
+    finish_within: float | None = None
+    to: tuple[AlertChannel, ...] | None = None
+
+    @classmethod
+    def from_json(cls, section: Mapping[str, Any]) -> "Alerts":
+        late = section.get("late") or {}
+        return cls(
+            on=None if "on" not in section else tuple(section["on"]),
+            start_within=None if "start_within" not in late else float(late["start_within"]),
+            finish_within=None if "finish_within" not in late else float(late["finish_within"]),
+            to=None if "to" not in section else tuple(AlertChannel.from_json(c) for c in section["to"]),
+        )
+
+
+@dataclass(frozen=True)
 class Workflow:
     """A validated workflow with defaults applied and adjacency precomputed."""
 
@@ -121,6 +169,8 @@ class Workflow:
     edges: tuple[Edge, ...]
     settings: Settings
     document: Mapping[str, Any]
+    #: the ``alerts`` section, or None when the document has none (the home's defaults may still apply)
+    alerts: Alerts | None = None
     _incoming: Mapping[str, tuple[Edge, ...]] = field(repr=False, default_factory=dict)
     _outgoing: Mapping[str, tuple[Edge, ...]] = field(repr=False, default_factory=dict)
 
@@ -165,9 +215,15 @@ class Workflow:
                 max_active_runs=int(settings["max_active_runs"]),
             ),
             document=doc,
+            alerts=Alerts.from_json(doc["alerts"]) if isinstance(doc.get("alerts"), Mapping) else None,
             _incoming={k: tuple(v) for k, v in incoming.items()},
             _outgoing={k: tuple(v) for k, v in outgoing.items()},
         )
+
+    def to_document(self) -> dict[str, Any]:
+        """The document this workflow was built from, as a new plain dict: every key as it was read,
+        ``alerts`` included, so ``Workflow.from_document(w.to_document())`` is ``w`` again."""
+        return json.loads(json.dumps(self.document))
 
     def incoming(self, task_id: str) -> tuple[Edge, ...]:
         """Edges that end at ``task_id``."""
@@ -209,7 +265,7 @@ def _task(t: Mapping[str, Any]) -> Task:
 _KEY_ORDER: dict[str, tuple[str, ...]] = {
     "workflow": (
         "format", "name", "title", "description", "params", "triggers",
-        "tasks", "edges", "settings",
+        "tasks", "edges", "settings", "alerts",
     ),
     "task": (
         "id", "type", "title", "description", "params", "retries", "retry_delay",
@@ -218,6 +274,7 @@ _KEY_ORDER: dict[str, tuple[str, ...]] = {
     "trigger": ("id", "type"),
     "edge": ("from", "to", "on"),
     "param": ("type", "default", "description"),
+    "alerts": ("on", "late", "to"),
 }
 
 
@@ -235,6 +292,8 @@ def _canonical(doc: Mapping[str, Any]) -> dict[str, Any]:
             k: _ordered(v, "param") if isinstance(v, dict) else v
             for k, v in out["params"].items()
         }
+    if isinstance(out.get("alerts"), dict):
+        out["alerts"] = _ordered(out["alerts"], "alerts")
     for key, kind in (("tasks", "task"), ("triggers", "trigger"), ("edges", "edge")):
         if isinstance(out.get(key), list):
             out[key] = [_ordered(x, kind) if isinstance(x, dict) else x for x in out[key]]

@@ -21,7 +21,7 @@ import copy
 import json
 from typing import Any
 
-from taskloom.core.model import FORMAT, SETTINGS_DEFAULTS, TASK_DEFAULTS
+from taskloom.core.model import ALERT_KINDS, FORMAT, SETTINGS_DEFAULTS, TASK_DEFAULTS
 from taskloom.core.registry import Registry, default_registry
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "TRIGGER_TYPES",
     "INTERVAL_UNITS",
     "WEEKDAYS",
+    "ALERT_CHANNEL_SCHEMA",
     "WORKFLOW_SCHEMA",
     "workflow_schema",
     "schema_json",
@@ -445,6 +446,73 @@ _SETTINGS = {
     },
 }
 
+_SECONDS_LATE = "Seconds after {what}; more than 0."
+
+ALERT_CHANNEL_SCHEMA: dict[str, Any] = {
+    "title": "Alert channel",
+    "description": "One place alerts go: {\"email\": [addresses]}, {\"webhook\": URL} or {\"log\": true}.",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "email": _prop(
+            "Email",
+            "One address or a list of them; sent through the smtp.* configuration.",
+            type=["string", "array"],
+            items={"type": "string"},
+            minItems=1,
+        ),
+        "webhook": _prop(
+            "Webhook",
+            "A Slack-compatible webhook URL (POSTed {\"text\": message}); may be a template of secrets only, "
+            "e.g. '{{ secrets.SLACK_URL }}'.",
+            type="string",
+            minLength=1,
+        ),
+        "log": _prop("Log", "Write the alert to the service log.", const=True),
+    },
+    "oneOf": [{"required": ["email"]}, {"required": ["webhook"]}, {"required": ["log"]}],
+}
+
+_ALERTS = {
+    "title": "Alerts",
+    "description": "Who hears about this workflow's runs, without a notify task: on a failed run, on the first "
+    "success after failures, and when a time trigger's run is late. Without 'to' the alerts go to the "
+    "channels of the alerts.to configuration (the log when it has none).",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "on": _prop(
+            "On",
+            "What to alert about: 'failure' (a run ended failed), 'recovery' (the first successful run after "
+            "failed ones), 'late' (see 'late'). Default: failure and recovery, and late when 'late' is given.",
+            type="array",
+            items={"enum": list(ALERT_KINDS)},
+        ),
+        "late": {
+            "title": "Late",
+            "description": "A dead-man alert for the cron and interval triggers: their run did not start, or "
+            "did not finish, in time, including when no run was started at all.",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "start_within": _prop(
+                    "Start within", _SECONDS_LATE.format(what="the trigger's instant by which its run must have "
+                                                          "started"), type="number", exclusiveMinimum=0,
+                ),
+                "finish_within": _prop(
+                    "Finish within", _SECONDS_LATE.format(what="its start (or its instant, while it has not "
+                                                           "started) by which the run must have ended"),
+                    type="number", exclusiveMinimum=0,
+                ),
+            },
+        },
+        "to": _prop(
+            "To", "Where the alerts go; default: the alerts.to configuration.", type="array", minItems=1,
+            items={"$ref": "#/$defs/alertChannel"},
+        ),
+    },
+}
+
 WORKFLOW_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": SCHEMA_ID,
@@ -488,6 +556,7 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
             items={"$ref": "#/$defs/edge"},
         ),
         "settings": {"$ref": "#/$defs/settings"},
+        "alerts": {"$ref": "#/$defs/alerts"},
     },
     "$defs": {
         "param": _PARAM,
@@ -503,6 +572,8 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
         "gitTrigger": _GIT_TRIGGER,
         "workflowTrigger": _WORKFLOW_TRIGGER,
         "settings": _SETTINGS,
+        "alerts": _ALERTS,
+        "alertChannel": ALERT_CHANNEL_SCHEMA,
     },
 }
 

@@ -10,7 +10,7 @@ an earlier one already reported so that one mistake yields one issue:
    double, unpaired surrogates), and the document's structure against
    :data:`taskloom.core.schema.WORKFLOW_SCHEMA`;
 3. task types and each task's ``params`` against its type's params schema;
-4. triggers (:mod:`taskloom.core.triggercheck`), edges and cycles
+4. alerts (:mod:`taskloom.core.alerts`), triggers (:mod:`taskloom.core.triggercheck`), edges and cycles
    (:mod:`taskloom.core.graphcheck`), templates (:mod:`taskloom.core.templatecheck`).
 
 jsonschema phrases the structural messages; they are rewritten here where its
@@ -28,6 +28,7 @@ import sys
 from itertools import accumulate, repeat
 from typing import Any, Iterable
 
+from taskloom.core.alerts import check_alerts
 from taskloom.core.errors import UserMistake
 from taskloom.core.graphcheck import check_cycles, check_edges
 from taskloom.core.issues import DocumentError, Issue, did_you_mean, json_type, pointer
@@ -248,6 +249,7 @@ def validate_document(doc: Any, registry: Registry | None = None) -> list[Issue]
 
 def _validate(doc: dict[str, Any], registry: Registry) -> list[Issue]:
     issues = _value_issues(doc) + _structure_issues(doc)
+    issues += check_alerts(doc)
     triggers = doc.get("triggers")
     if isinstance(triggers, list):
         issues += check_triggers(triggers)
