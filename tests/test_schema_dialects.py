@@ -86,7 +86,7 @@ def test_every_shipped_change_translates_and_the_names_stay_those_sqlite_recorde
     assert [c.name for c in SCHEMA] == [
         "m001_core", "m002_recovery_and_secrets", "m003_config_and_task_memory", "m004_scheduler",
         "m005_log_pages", "m006_origin_and_folder", "m007_scheduler_api", "m008_task_order",
-        "m009_output_blobs", "m010_accounts"]
+        "m009_output_blobs", "m010_accounts", "m011_alerts"]
     assert all(c.why for c in SCHEMA)
     for change in SCHEMA:
         for statement in statements(change.sql):

@@ -18,7 +18,9 @@ from typing import Any, Callable
 import sqlite_utils
 
 from taskloom.core.errors import UserMistake
-from taskloom.core import mail
+from taskloom.core import alerts, mail
+from taskloom.core.fastschema import predicate
+from taskloom.core.schema import ALERT_CHANNEL_SCHEMA
 from taskloom.core.logtext import (
     DEFAULT_MAX_BYTES_PER_ATTEMPT, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES_PER_ATTEMPT, LogLimits,
 )
@@ -65,6 +67,15 @@ KEYS: dict[str, ConfigKey] = {
         ConfigKey("logs.max_bytes_per_attempt", "integer", DEFAULT_MAX_BYTES_PER_ATTEMPT,
                   "Log bytes stored per task attempt; later lines are counted, not stored (the task goes on)"
                   " and a system line says how many.", minimum=1),
+        ConfigKey("alerts.on", "array", [],
+                  "Alerts every workflow without an alerts section gets: 'failure' and/or 'recovery'"
+                  " (sent to alerts.to)."),
+        ConfigKey("alerts.to", "array", [],
+                  "Default alert channels, e.g. [{\"email\": [\"ops@example.com\"]}, {\"webhook\": URL},"
+                  " {\"log\": true}]: for alerts sections without 'to', and for alerts.on; empty: the log."),
+        ConfigKey("web.url", "string", None,
+                  "The web app's address as its users reach it (e.g. https://taskloom.example.com), for the run"
+                  " links in alerts."),
         ConfigKey("web.session_hours", "number", 12,
                   "Hours a login to the web app lasts; then it asks for the password again.", minimum=0),
     )
@@ -100,6 +111,7 @@ class Config:
             raise ConfigError(f"{name} takes a value of type {key.type}, not {json.dumps(value)}")
         if key.minimum is not None and value < key.minimum:
             raise ConfigError(f"{name} must be at least {key.minimum}, not {json.dumps(value)}")
+        _check_alert_key(name, value)
         with write_txn(self.db):
             self.db.execute(
                 "INSERT INTO config (key, value, updated) VALUES (?, ?, ?)"
@@ -135,6 +147,23 @@ class Config:
     def stored(self) -> dict[str, Any]:
         """The values set in the table, by key: no defaults, nothing from the environment (``file_roots``)."""
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM config")}
+
+
+def _check_alert_key(name: str, value: Any) -> None:
+    """``alerts.on`` holds default kinds, ``alerts.to`` channels as in a workflow's ``alerts.to``."""
+    if name == "alerts.on":
+        problems = alerts.check_default_kinds(value)
+        if problems:
+            raise ConfigError(f"alerts.on: {'; '.join(problems)}")
+    elif name == "alerts.to":
+        shaped = predicate(ALERT_CHANNEL_SCHEMA)
+        for i, item in enumerate(value):
+            if not shaped(item):
+                raise ConfigError(f"alerts.to[{i}] is {json.dumps(item)}; each channel is one of"
+                                  ' {"email": ["ops@example.com"]}, {"webhook": "https://..."}, {"log": true}')
+        issues = alerts.check_channels(value, ())
+        if issues:
+            raise ConfigError("alerts.to: " + "; ".join(f"{i.path[1:]}: {i.message} ({i.hint})" for i in issues))
 
 
 def log_limits(config: Config) -> LogLimits:

@@ -30,10 +30,10 @@ __all__ = ["TABLES", "copy_to_postgres", "CopyRefused"]
 TABLES = (
     "documents", "workflows", "workflow_versions", "runs", "task_states", "attempts", "logs", "output_blobs", "runners",
     "secrets", "config", "task_memory", "firings", "scheduler_lease", "trigger_state", "webhook_tokens",
-    "scheduler_api", "users", "api_tokens", "login_failures", "audit",
+    "scheduler_api", "users", "api_tokens", "login_failures", "audit", "alerts",
 )
 #: Tables whose ``id`` is an identity column on PostgreSQL (AUTOINCREMENT on SQLite).
-_IDENTITY = ("runs", "attempts", "logs", "firings", "api_tokens", "audit")
+_IDENTITY = ("runs", "attempts", "logs", "firings", "api_tokens", "audit", "alerts")
 
 
 class CopyRefused(DatabaseUrlError):

@@ -318,6 +318,30 @@ CREATE INDEX logs_task ON logs(run_id, task_id, id)
         ALTER TABLE runs ADD COLUMN started_by TEXT
         """,
     ),
+    SchemaChange(
+        "m011_alerts",
+        "The journal of alerts (failure, recovery, late) a workflow's alerts section sent, one row per alert and"
+        " channel. ``dedupe`` is ``run:ID:KIND``, or ``instant:WORKFLOW:TRIGGER:INSTANT:KIND`` for a late"
+        " instant without a run; unique with the channel, so two schedulers, hosts or re-checks send once.",
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedupe TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            run_id INTEGER,
+            trigger_id TEXT,
+            instant REAL,
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            created REAL NOT NULL,
+            sent REAL,
+            UNIQUE (dedupe, channel)
+        );
+        CREATE INDEX alerts_workflow ON alerts(workflow, created)
+        """,
+    ),
 )
 
 
