@@ -17,6 +17,7 @@ from taskloom.core.journal import Journal
 from taskloom.core.model import Workflow
 from taskloom.core.registry import Registry, default_registry
 from taskloom.core.states import FINAL_RUN_STATES, RunState
+from taskloom.runtime.alerting import run_ended
 from taskloom.runtime.executors import Executor
 from taskloom.runtime.process import kill_leftover_group
 from taskloom.runtime.runner import RunEvent, Runner
@@ -60,6 +61,10 @@ def execute(
     ``ws.storage_failure``, and ``CRASHED`` is returned. The run's record
     still says running: once the database can be written, recovery marks
     it crashed and resumes it (the scheduler by itself, or ``taskloom resume``).
+
+    A run that ends failed or succeeded raises its workflow's alerts here
+    (:func:`taskloom.runtime.alerting.run_ended`: failure, recovery), once its
+    end is recorded; delivery is bounded by timeouts and never raises.
     """
     ws.storage_failure = None
     try:
@@ -67,7 +72,7 @@ def execute(
                                             executor=executor, workflow=workflow)
         if on_runner is not None:
             on_runner(runner)
-        return runner.run(
+        status = runner.run(
             run_id, params=run.params, logical_time=run.logical_time,
             trigger_payload=run.trigger_payload, snapshot=journal.load_run(run_id),
         )
@@ -76,6 +81,9 @@ def execute(
         log.error("run %d stopped: %s; its tasks were stopped; once the database can be written a running"
                   " scheduler resumes it, or resume it with: taskloom resume %d", run_id, exc, run_id)
         return RunState.CRASHED
+    if status in (RunState.FAILED, RunState.SUCCEEDED):
+        run_ended(ws, run_id, runner.workflow, status.value)  # the workflow's alerts; never raises
+    return status
 
 
 def build_runner(

@@ -47,6 +47,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from taskloom.core.alerts import LATE_LOOKBACK, dedupe_key, late_findings, next_late_deadline
 from taskloom.core.firing import FiringError, firings_between, next_firings
 from taskloom.core.fireplan import MISFIRE_GRACE, overlap_action, plan_due
 from taskloom.core.errors import Fenced, TaskloomError, storage_failure
@@ -66,7 +67,9 @@ from taskloom.storage.workflows import list_workflows
 from taskloom.storage.store import UserError, Workspace
 
 from taskloom.runtime.pollers import PollError, poll_files, poll_git, poll_workflow
+from taskloom.runtime.alerting import late_facts, policy_of, send_in_background
 from taskloom.runtime.execution import cancel, execute, kill_leftovers, recover
+from taskloom.storage.alerts import trigger_firings
 
 __all__ = ["Scheduler", "TIME_TRIGGERS", "POLLED_TRIGGERS"]
 
@@ -162,6 +165,9 @@ class Scheduler:
         self._active = _Active()
         self._lock = threading.Lock()
         self._parsed: dict[tuple[str, int | None], Workflow] = {}
+        #: when the late alerts are looked at next, and the ones this process already sent (or is sending)
+        self._late_due = 0.0
+        self._late_sent: set[str] = set()
 
     # -- control ------------------------------------------------------------
 
@@ -360,7 +366,9 @@ class Scheduler:
                     next_due = min(next_due, self._fire_time_trigger(workflow, trigger, now, info.paused))
                 elif trigger.type in POLLED_TRIGGERS and not info.paused:
                     next_due = min(next_due, self._poll(workflow, trigger, now))
-        return next_due
+        if now >= self._late_due:
+            self._late_due = self._check_late(now)
+        return min(next_due, self._late_due)
 
     def _workflow(self, name: str, version: int | None = None) -> Workflow | None:
         """The stored workflow (its current version), parsed once per version: the loop asks on every tick."""
@@ -508,6 +516,58 @@ class Scheduler:
             trigger = next((t for t in workflow.triggers if t.id == trigger_id), None) if workflow else None
             self._start_firing(firing_id, name, trigger or "schedule", instant, payload)
             started.add(name)
+
+    # -- late alerts -------------------------------------------------------
+
+    #: Seconds between two late checks when no deadline comes sooner (a workflow saved meanwhile is seen then).
+    LATE_RECHECK = 10.0
+
+    def _check_late(self, now: float) -> float:
+        """Send the late alerts that are due (each from a thread of its own); return when to look again.
+
+        The dead-man check: for every workflow whose alerts watch ``late``, the
+        recent instants of its cron and interval triggers whose run did not
+        start or finish in time, a missed or skipped firing included
+        (:func:`taskloom.core.alerts.late_findings`). A paused workflow is not
+        watched. Never raises: a check that fails is logged and tried again.
+        """
+        due = now + self.LATE_RECHECK
+        try:
+            for info in list_workflows(self.ws.db):
+                workflow = self._workflow(info.name, info.version)
+                if workflow is None or info.paused:
+                    continue
+                policy = policy_of(self.ws, workflow)
+                if policy is None or not policy.watches_late:
+                    continue
+                for trigger in workflow.triggers:
+                    if trigger.type in TIME_TRIGGERS and trigger.config.get("enabled", True) is not False:
+                        due = min(due, self._check_late_trigger(workflow, trigger, policy, now))
+        except Exception as exc:  # alerts must never stop the loop
+            log.error("the late-alert check failed: %s; it runs again in %g s", exc, self.LATE_RECHECK)
+        return due
+
+    def _check_late_trigger(self, workflow: Workflow, trigger: Trigger, policy: Any, now: float) -> float:
+        start, finish = policy.start_within, policy.finish_within
+        since = now - max(start or 0.0, finish or 0.0) - LATE_LOOKBACK
+        firings = trigger_firings(self.ws.db, workflow.name, trigger.id, since)
+        for finding in late_findings(firings, start_within=start, finish_within=finish, now=now):
+            key = dedupe_key("late", run_id=finding.firing.run_id, workflow=workflow.name, trigger_id=trigger.id,
+                             instant=finding.firing.instant)
+            if key in self._late_sent:
+                continue  # sent (or being sent) by this process; the journal's key stops every other one
+            if len(self._late_sent) > 10_000:
+                self._late_sent.clear()  # only a shortcut: the journal's unique key is what sends each once
+            self._late_sent.add(key)
+            log.warning("%s/%s is late: %s", workflow.name, trigger.id, finding.detail)
+            send_in_background(self.home, lambda ws, f=finding: late_facts(ws, f), policy, dedupe=key,
+                               name=f"alert-late-{workflow.name}")
+        try:
+            upcoming = [f.instant for f in next_firings(trigger, now, 1)]
+        except FiringError:
+            upcoming = []
+        deadline = next_late_deadline(firings, upcoming, start_within=start, finish_within=finish, now=now)
+        return now + self.LATE_RECHECK if deadline is None else deadline
 
     # -- event triggers ----------------------------------------------------
 
