@@ -390,6 +390,18 @@ def test_the_login_offers_single_sign_on_only_when_configured(team: Workspace, a
     assert {"login_submit", "login_sso"} <= keys(at)
 
 
+def test_the_sign_on_button_says_what_to_install_when_authlib_is_missing(team: Workspace, sso_app):
+    try:
+        import authlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("Authlib is installed: the button would hand over to the identity provider")
+    at = ok(sso_app().button(key="login_sso").click().run())
+    assert "single sign-on needs Authlib, which is not installed here: pip install 'taskloom[sso]'" in texts(at)
+    assert login_shown(at)
+
+
 def test_a_provider_user_whose_email_is_an_account_gets_its_role(team: Workspace, sso_app):
     Accounts(team.db).add("vic@example.com", "operator", None)
     at = sso_app({"email": "Vic@Example.com", "email_verified": True, "name": "Vic"})

@@ -68,8 +68,22 @@ def render_button() -> None:
         try:
             st.login()
         except Exception as exc:  # noqa: BLE001 - Authlib missing or [auth] incomplete: say which
-            st.error(f"single sign-on is not working: {exc} (check the [auth] section of .streamlit/secrets.toml;"
-                     " it needs Authlib: pip install 'Authlib>=1.3.2')")
+            st.error(_failure(exc))
+
+
+def _failure(exc: Exception) -> str:
+    if not _has_authlib():
+        return ("single sign-on needs Authlib, which is not installed here: pip install 'taskloom[sso]'"
+                " (or 'Authlib>=1.3.2'), then restart the web app")
+    return f"single sign-on is not working: {exc} (check the [auth] section of .streamlit/secrets.toml)"
+
+
+def _has_authlib() -> bool:
+    try:
+        import authlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def sign_out() -> None:
