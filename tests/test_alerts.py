@@ -24,6 +24,8 @@ from taskloom.core.alerts import AlertFacts, FiringFacts, effective_alerts, late
 from taskloom.core.model import Alerts, Workflow, canonical_json
 from taskloom.core.validation import validate_document
 from taskloom.runtime.alerting import send_alert
+from taskloom.runtime.execution import execute
+from taskloom.storage.accounts import Accounts
 from taskloom.storage.alerts import list_alerts
 from taskloom.storage.config import Config, ConfigError
 from taskloom.storage.secrets import SecretStore
@@ -66,7 +68,7 @@ HOURLY = [{"id": "hourly", "type": "cron", "cron": "0 * * * *"}]
      "secrets.NAME"),
     ({"to": [{"webhook": "{{ params.url }}"}]}, None, "/alerts/to/0/webhook", "can only read secrets, not params",
      "taskloom secrets set"),
-    ({"to": [{"log": True, "email": "a@b.co"}]}, None, "/alerts/to/0", "exactly one of 'email', 'webhook', 'log'", ""),
+    ({"to": [{"log": True, "email": "a@b.co"}]}, None, "/alerts/to/0", "exactly one of 'email', 'webhook', 'owner', 'log'", ""),
     ({"to": []}, None, "/alerts/to", "at least 1 item", ""),
     ({"lat": {}}, None, "/alerts/lat", "unknown key 'lat'", "did you mean 'late'?"),
 ])
@@ -114,7 +116,7 @@ def test_defaults_of_the_section_and_of_the_home():
     policy = effective_alerts(None, ["failure"], [{"email": "ops@example.com"}])
     assert policy.kinds == {"failure"} and policy.channels[0].to == ("ops@example.com",)
     policy = effective_alerts(Alerts(), [], [])
-    assert policy.kinds == {"failure", "recovery"} and [c.kind for c in policy.channels] == ["log"]
+    assert policy.kinds == {"failure", "recovery"} and [c.kind for c in policy.channels] == ["owner", "log"]
     assert effective_alerts(Alerts(on=()), ["failure"], []) is None  # an explicit "on": [] opts out
     assert effective_alerts(Alerts(finish_within=9.0), [], []).watches_late
 
@@ -209,6 +211,22 @@ def test_the_home_defaults_alert_a_workflow_without_an_alerts_section(run_doc, w
     assert f"FAILURE: run {run.id} failed" in posted and f"taskloom logs {run.id}" in posted  # no web.url: a command
     run_doc(flow("exit 1", {"on": []}))  # a workflow may opt out
     assert len(hook.received) == 1
+
+
+def test_without_channels_the_alert_reaches_the_owner_of_the_workflow(ws, tmp_path, smtp, monkeypatch):
+    Accounts(ws.db).add("alice", "editor", None, email="alice@example.com")
+    Accounts(ws.db).add("bob", "editor", None)
+    for owner, name in (("alice", "owned"), ("bob", "no-address")):
+        monkeypatch.setenv("TASKLOOM_USER", owner)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(flow("exit 1", {"on": ["failure"]}) | {"name": name}))
+        ws.import_file(path)
+        run_id, _ = ws.start_run(ws.target(name), {})
+        execute(ws, run_id, cwd=str(tmp_path))
+    (mail,) = smtp.messages()  # bob's account has no address: his alert went to the log only
+    assert mail["To"] == "alice@example.com" and mail["Subject"].startswith("[taskloom] failure: owned")
+    assert sorted((a["workflow"], a["channel"]) for a in list_alerts(ws.db)) == [
+        ("no-address", "log"), ("owned", "log"), ("owned", "owner")]
 
 
 def test_a_delivery_that_fails_is_journaled_failed_and_the_run_is_unharmed(run_doc, ws, hook):

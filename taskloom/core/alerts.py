@@ -23,7 +23,9 @@ A workflow says who hears about its runs without wiring a notify task::
   the run that was still active is, and its own instant reports it.
 
 Defaults: ``on`` is failure and recovery, plus late when ``late`` is given;
-``to`` is the home's ``alerts.to`` configuration, else the log. A workflow
+``to`` is the home's ``alerts.to`` configuration, else the workflow's owner
+(``{"owner": true}``: the email address of their account, when it has one) and
+the log. A workflow
 without an ``alerts`` section gets the kinds of the ``alerts.on``
 configuration (failure and recovery only), to those same channels.
 
@@ -35,7 +37,7 @@ Pure: time is an argument, nothing here sends or reads anything.
 
     >>> policy = effective_alerts(None, ["failure"], [])
     >>> sorted(policy.kinds), [c.kind for c in policy.channels]
-    (['failure'], ['log'])
+    (['failure'], ['owner', 'log'])
     >>> run_end_kind("failed", None, policy.kinds), run_end_kind("succeeded", "failed", policy.kinds)
     ('failure', None)
 """
@@ -53,7 +55,7 @@ from taskloom.core.model import ALERT_KINDS, AlertChannel, Alerts
 from taskloom.core.templates import TemplateError, has_template, references
 
 __all__ = [
-    "ALERT_KINDS", "DEFAULT_KINDS", "TIME_TRIGGER_TYPES", "LOG_LINES", "LATE_LOOKBACK", "MAX_LATE_PER_CHECK",
+    "ALERT_KINDS", "DEFAULT_KINDS", "OWNER_AND_LOG", "TIME_TRIGGER_TYPES", "LOG_LINES", "LATE_LOOKBACK", "MAX_LATE_PER_CHECK",
     "AlertPolicy", "FiringFacts", "LateFinding", "AlertFacts",
     "check_alerts", "check_channels", "check_default_kinds", "effective_alerts", "run_end_kind", "late_finding",
     "late_findings", "next_late_deadline", "dedupe_key", "channel_labels", "alert_text", "run_link",
@@ -70,6 +72,9 @@ LATE_LOOKBACK = 3600.0
 #: At most this many late instants of one trigger are alerted by one check: the most recent ones
 #: (a scheduler that was down for a day does not send a thousand alerts on its return).
 MAX_LATE_PER_CHECK = 3
+
+#: Where alerts go when neither the workflow nor the home says.
+OWNER_AND_LOG = (AlertChannel("owner"), AlertChannel("log"))
 
 #: An address as mail servers take it: something@domain.tld, no spaces, commas or angle brackets.
 _EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>.]+$")
@@ -206,7 +211,7 @@ def effective_alerts(alerts: Alerts | None, default_on: Sequence[str],
     """The policy of a workflow's ``alerts`` (None: it has none) under the home's ``alerts.on``/``alerts.to``.
 
     None when nothing is alerted. Channels default to ``default_to``, and to
-    the log when that is empty too: an alert is never sent nowhere.
+    the owner and the log when that is empty too: an alert is never sent nowhere.
 
     >>> effective_alerts(Alerts(on=()), ["failure"], []) is None
     True
@@ -224,7 +229,7 @@ def effective_alerts(alerts: Alerts | None, default_on: Sequence[str],
     if not kinds:
         return None
     if not channels:
-        channels = tuple(AlertChannel.from_json(c) for c in default_to) or (AlertChannel("log"),)
+        channels = tuple(AlertChannel.from_json(c) for c in default_to) or OWNER_AND_LOG
     return AlertPolicy(kinds, channels, start, finish)
 
 
@@ -368,7 +373,7 @@ def dedupe_key(kind: str, *, run_id: int | None, workflow: str, trigger_id: str 
 
 
 def channel_labels(channels: Sequence[AlertChannel]) -> list[str]:
-    """A name per channel for the journal: ``email:ops@example.com``, ``webhook:1``, ``log`` (a webhook's URL
+    """A name per channel for the journal: ``email:ops@example.com``, ``webhook:1``, ``owner``, ``log`` (a webhook's URL
     may hold a secret, so it is named by its place in the list). Unique within the list.
 
     >>> channel_labels([AlertChannel("webhook", url="u"), AlertChannel("email", to=("a@b.c",)),
@@ -382,7 +387,7 @@ def channel_labels(channels: Sequence[AlertChannel]) -> list[str]:
         elif channel.kind == "webhook":
             label = f"webhook:{i}"
         else:
-            label = "log"
+            label = channel.kind
         while label in labels:
             label += f"#{i}"
         labels.append(label)

@@ -117,10 +117,10 @@ class Settings:
 
 @dataclass(frozen=True)
 class AlertChannel:
-    """Where an alert goes: ``email`` (addresses), ``webhook`` (a URL, maybe a ``{{ secrets.X }}`` template)
-    or ``log`` (the service log)."""
+    """Where an alert goes: ``email`` (addresses), ``webhook`` (a URL, maybe a ``{{ secrets.X }}`` template),
+    ``owner`` (the email address of the workflow owner's account) or ``log`` (the service log)."""
 
-    kind: str  # email | webhook | log
+    kind: str  # email | webhook | owner | log
     to: tuple[str, ...] = ()  # the addresses of an email channel
     url: str = ""  # the URL (or its template) of a webhook channel
 
@@ -132,6 +132,8 @@ class AlertChannel:
             return cls("email", to=tuple([value] if isinstance(value, str) else value))
         if "webhook" in item:
             return cls("webhook", url=str(item["webhook"]))
+        if "owner" in item:
+            return cls("owner")
         return cls("log")
 
 

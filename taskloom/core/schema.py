@@ -450,7 +450,8 @@ _SECONDS_LATE = "Seconds after {what}; more than 0."
 
 ALERT_CHANNEL_SCHEMA: dict[str, Any] = {
     "title": "Alert channel",
-    "description": "One place alerts go: {\"email\": [addresses]}, {\"webhook\": URL} or {\"log\": true}.",
+    "description": "One place alerts go: {\"email\": [addresses]}, {\"webhook\": URL}, {\"owner\": true} or "
+    "{\"log\": true}.",
     "type": "object",
     "additionalProperties": False,
     "properties": {
@@ -468,16 +469,21 @@ ALERT_CHANNEL_SCHEMA: dict[str, Any] = {
             type="string",
             minLength=1,
         ),
+        "owner": _prop(
+            "Owner", "Email the workflow's owner, at the address of their account (taskloom users add --email).",
+            const=True,
+        ),
         "log": _prop("Log", "Write the alert to the service log.", const=True),
     },
-    "oneOf": [{"required": ["email"]}, {"required": ["webhook"]}, {"required": ["log"]}],
+    "oneOf": [{"required": ["email"]}, {"required": ["webhook"]}, {"required": ["owner"]}, {"required": ["log"]}],
 }
 
 _ALERTS = {
     "title": "Alerts",
     "description": "Who hears about this workflow's runs, without a notify task: on a failed run, on the first "
     "success after failures, and when a time trigger's run is late. Without 'to' the alerts go to the "
-    "channels of the alerts.to configuration (the log when it has none).",
+    "channels of the alerts.to configuration, else to the workflow's owner (when their account has an email "
+    "address) and the log.",
     "type": "object",
     "additionalProperties": False,
     "properties": {

@@ -35,7 +35,9 @@ from taskloom.core.templates import SecretsNamespace, TemplateError, render_valu
 from taskloom.runtime.services import StoreServices
 from taskloom.runtime.tasks import notify
 from taskloom.runtime.tasks.base import AttemptContext
-from taskloom.storage.alerts import claim_alert, failed_task, last_log_lines, previous_ended_status, settle_alert
+from taskloom.storage.alerts import (
+    claim_alert, failed_task, last_log_lines, owner_email, previous_ended_status, settle_alert,
+)
 from taskloom.storage.config import Config
 from taskloom.storage.store import Workspace
 
@@ -98,14 +100,22 @@ def late_facts(ws: Workspace, finding: LateFinding) -> AlertFacts:
 def send_alert(ws: Workspace, facts: AlertFacts, policy: AlertPolicy, *, dedupe: str) -> dict[str, str]:
     """Claim and deliver one alert on each of the policy's channels; ``{channel label: outcome}``.
 
-    The outcome is ``sent``, ``failed: ERROR``, or ``already`` for a channel
-    whose alert someone claimed before (it is not sent again).
+    The outcome is ``sent``, ``failed: ERROR``, ``already`` for a channel
+    whose alert someone claimed before (it is not sent again), or
+    ``no address`` for the owner channel of a workflow whose owner's account
+    has no email address (nothing is journaled then).
     """
     secrets = ws.secret_values()
     masker = Masker(secrets.values())
     subject, body = alert_text(facts, masker)
     outcomes: dict[str, str] = {}
     for channel, label in zip(policy.channels, channel_labels(policy.channels)):
+        if channel.kind == "owner":
+            address = owner_email(ws.db, facts.workflow)
+            if address is None:
+                outcomes[label] = "no address"
+                continue
+            channel = AlertChannel("email", to=(address,))
         alert_id = claim_alert(ws.db, dedupe=dedupe, workflow=facts.workflow, kind=facts.kind, channel=label,
                                run_id=facts.run_id, trigger_id=facts.trigger_id, instant=facts.instant)
         if alert_id is None:

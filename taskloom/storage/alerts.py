@@ -21,7 +21,7 @@ from taskloom.core.alerts import FiringFacts
 from taskloom.storage.db import write_txn
 
 __all__ = ["claim_alert", "settle_alert", "list_alerts", "previous_ended_status", "failed_task", "last_log_lines",
-           "trigger_firings"]
+           "trigger_firings", "owner_email"]
 
 #: Task states that make a task "the failed task" of a run.
 _FAILED_TASK_STATES = ("failed", "timed_out", "crashed")
@@ -90,6 +90,13 @@ def last_log_lines(db: sqlite_utils.Database, run_id: int, task_id: str, count: 
         [run_id, task_id, count],
     ).fetchall()
     return [f"[{stream} #{attempt}] {line}" for attempt, stream, line in reversed(rows)]
+
+
+def owner_email(db: sqlite_utils.Database, workflow: str) -> str | None:
+    """The email address of the account that owns ``workflow``, or None (no owner, no account, no address)."""
+    row = db.execute("SELECT u.email FROM workflows w JOIN users u ON u.name = w.owner WHERE w.name = ?",
+                     [workflow]).fetchone()
+    return str(row[0]) if row is not None and row[0] else None
 
 
 def trigger_firings(db: sqlite_utils.Database, workflow: str, trigger_id: str, since: float) -> list[FiringFacts]:

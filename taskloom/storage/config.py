@@ -72,7 +72,8 @@ KEYS: dict[str, ConfigKey] = {
                   " (sent to alerts.to)."),
         ConfigKey("alerts.to", "array", [],
                   "Default alert channels, e.g. [{\"email\": [\"ops@example.com\"]}, {\"webhook\": URL},"
-                  " {\"log\": true}]: for alerts sections without 'to', and for alerts.on; empty: the log."),
+                  " {\"owner\": true}, {\"log\": true}]: for alerts sections without 'to', and for alerts.on; empty: the"
+                  " workflow's owner and the log."),
         ConfigKey("web.url", "string", None,
                   "The web app's address as its users reach it (e.g. https://taskloom.example.com), for the run"
                   " links in alerts."),
@@ -160,7 +161,8 @@ def _check_alert_key(name: str, value: Any) -> None:
         for i, item in enumerate(value):
             if not shaped(item):
                 raise ConfigError(f"alerts.to[{i}] is {json.dumps(item)}; each channel is one of"
-                                  ' {"email": ["ops@example.com"]}, {"webhook": "https://..."}, {"log": true}')
+                                  ' {"email": ["ops@example.com"]}, {"webhook": "https://..."}, {"owner": true},'
+                                  ' {"log": true}')
         issues = alerts.check_channels(value, ())
         if issues:
             raise ConfigError("alerts.to: " + "; ".join(f"{i.path[1:]}: {i.message} ({i.hint})" for i in issues))
