@@ -24,7 +24,7 @@ from taskloom.storage.scheduling import webhook_token
 from taskloom.storage.secrets import SecretStore
 from taskloom.storage.workflows import list_workflows
 from taskloom.storage.store import UserError
-from taskloom.ui.web.designer import docops, flowstate, forms, importing, palette, session, triggers_panel
+from taskloom.ui.web.designer import alerts_panel, docops, flowstate, forms, importing, palette, session, triggers_panel
 from taskloom.ui.web.designer.session import BASE, DOC, FLOW_KEY, LOADED, OPEN, QP_SEEN, REV, SELECTED, SIG
 from taskloom.ui.localzone import local_zone
 from taskloom.core.access import Action
@@ -473,3 +473,5 @@ with right:
         forms.render_fields(TOP_SPECS, doc, f"{session.prefix()}:wf", _set_top)
         st.markdown("**Settings**")
         forms.render_fields(SETTINGS_SPECS, doc, f"{session.prefix()}:wf", _set_top)
+        st.markdown("**Alerts**")
+        alerts_panel.render_alerts(session.get_doc, session.set_doc, f"{session.prefix()}:al", issues=issues)
