@@ -472,3 +472,22 @@ def test_reloading_never_extends_a_single_sign_on_session(team: Workspace, sso_a
     assert login_shown(at) and "your session ended after 12 hour(s); sign in again" in texts(at)
     ok(at.run())
     assert at.user == {"is_logged_in": False}
+
+
+@pytest.mark.parametrize("button, action", [("secret_save", "secret set"), ("roots_add", "config set"),
+                                            ("notify_webhook_save", "config set")])
+def test_forged_settings_changes_are_refused(team: Workspace, app, button: str, action: str):
+    at = signed_in_as(app, "ann", "views/settings.py")
+    at.text_input(key="secret_name").input("db_password")
+    at.text_input(key="secret_value").input("s3cret value")
+    at.text_input(key="roots_new").input("/srv/data")
+    at.text_input(key="notify_webhook_url").input("https://hooks.example.com/x")
+    at.session_state[auth.LOGIN] = {**at.session_state[auth.LOGIN], "name": "ed"}  # an editor, not an admin
+    ok(at.button(key=button).click().run())
+    assert team.db.execute("SELECT count(*) FROM secrets").fetchone()[0] == 0
+    assert Config(team.db).stored() == {}
+    if button == "secret_save":
+        assert at.session_state["secret_value"] == ""  # a refused value leaves the session too
+    assert "ed is an editor and may not" in texts(at)
+    row = entries(team.db, action=action)[0]
+    assert (row.actor, row.result) == ("ed", "refused")
