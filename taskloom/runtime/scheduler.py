@@ -93,6 +93,12 @@ def _short(exc: Exception) -> str:
     return f"{reason} ({path})" if reason and path else str(exc)
 
 
+def _late_section(workflow: Workflow) -> bool:
+    """Whether the workflow's own alerts section gives late seconds (the home's defaults never do)."""
+    alerts = workflow.alerts
+    return alerts is not None and (alerts.start_within is not None or alerts.finish_within is not None)
+
+
 @dataclass
 class _Active:
     threads: dict[int, threading.Thread] = field(default_factory=dict)
@@ -535,8 +541,8 @@ class Scheduler:
         try:
             for info in list_workflows(self.ws.db):
                 workflow = self._workflow(info.name, info.version)
-                if workflow is None or info.paused:
-                    continue
+                if workflow is None or info.paused or not _late_section(workflow):
+                    continue  # most workflows: nothing to read (late seconds are only ever the workflow's own)
                 policy = policy_of(self.ws, workflow)
                 if policy is None or not policy.watches_late:
                     continue
