@@ -202,7 +202,7 @@ def test_failure_then_recovery_reach_email_and_webhook_once_each_with_the_secret
         ("recovery", "email:ops@example.com", "sent"), ("recovery", "webhook:2", "sent")]
 
 
-def test_the_home_defaults_alert_a_workflow_without_an_alerts_section(run_doc, ws, hook):
+def test_the_home_defaults_alert_a_workflow_without_an_alerts_section(run_doc, ws, home, hook):
     config = Config(ws.db)
     config.set("alerts.on", ["failure"])
     config.set("alerts.to", [{"webhook": hook.url}])
@@ -211,6 +211,10 @@ def test_the_home_defaults_alert_a_workflow_without_an_alerts_section(run_doc, w
     assert f"FAILURE: run {run.id} failed" in posted and f"taskloom logs {run.id}" in posted  # no web.url: a command
     run_doc(flow("exit 1", {"on": []}))  # a workflow may opt out
     assert len(hook.received) == 1
+    shown = json.loads(taskloom(home, "alerts", "nightly", "--json").stdout)
+    assert [(a["run_id"], a["kind"], a["channel"], a["status"]) for a in shown] == [
+        (run.id, "failure", "webhook:1", "sent")]
+    assert "failure  webhook:1" in taskloom(home, "alerts").stdout
 
 
 def test_without_channels_the_alert_reaches_the_owner_of_the_workflow(ws, tmp_path, smtp, monkeypatch):

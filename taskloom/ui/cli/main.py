@@ -302,9 +302,10 @@ from taskloom.ui.cli.webapp import ui  # noqa: E402
 
 from taskloom.ui.cli.database import db  # noqa: E402
 from taskloom.ui.cli.accounts import audit, tokens, users  # noqa: E402
+from taskloom.ui.cli.alerts import alerts  # noqa: E402
 
 for _command in (run, resume, rerun, cancel, secrets, config, scheduler, serve, trigger, pause, webhooks, ui, dask_demo, db,
-                 users, tokens, audit):
+                 users, tokens, audit, alerts):
     cli.add_command(_command)
 cli.add_command(next_, "next")
 
