@@ -10,6 +10,7 @@ was down (start_within).
 
 from __future__ import annotations
 
+import doctest
 import json
 import re
 import subprocess
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from taskloom.core.alerts import AlertFacts, FiringFacts, effective_alerts, late_finding, next_late_deadline
+from taskloom.core.alerts import AlertFacts, effective_alerts
+from taskloom.core.lateness import FiringFacts, late_finding, next_late_deadline
 from taskloom.core.model import Alerts, Workflow, canonical_json
 from taskloom.core.validation import validate_document
 from taskloom.runtime.alerting import send_alert
@@ -42,6 +44,14 @@ def flow(command: str, alerts: dict[str, Any] | None = None, **extra: Any) -> di
     if alerts is not None:
         doc["alerts"] = alerts
     return doc
+
+
+@pytest.mark.parametrize("module", ["taskloom.core.alerts", "taskloom.core.lateness"])
+def test_the_examples_in_the_docstrings_hold(module):
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
 
 
 # -- the format: validation, the model, the round trip --------------------------------------------------------

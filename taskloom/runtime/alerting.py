@@ -22,12 +22,12 @@ import logging
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from taskloom.core.alerts import (
-    LOG_LINES, AlertFacts, AlertPolicy, LateFinding, alert_text, channel_labels, dedupe_key, effective_alerts,
-    run_end_kind, run_link,
+    LOG_LINES, AlertFacts, AlertPolicy, alert_text, channel_labels, dedupe_key, effective_alerts, run_end_kind, run_link,
 )
+from taskloom.core.lateness import LateFinding
 from taskloom.core.masking import Masker
 from taskloom.core.model import AlertChannel, Workflow
 from taskloom.core.states import TaskState
@@ -166,8 +166,8 @@ def _context(ws: Workspace, facts: AlertFacts, params: dict[str, Any]) -> Attemp
     )
 
 
-def send_in_background(home: str | Path, facts_of: Any, policy: AlertPolicy, *, dedupe: str,
-                       name: str = "alert") -> threading.Thread:
+def send_in_background(home: str | Path, facts_of: Callable[[Workspace], AlertFacts], policy: AlertPolicy, *,
+                       dedupe: str, name: str = "alert") -> threading.Thread:
     """:func:`send_alert` on a daemon thread with a store connection of its own; ``facts_of(ws)`` makes the
     facts there. Errors are logged, never raised."""
     def work() -> None:

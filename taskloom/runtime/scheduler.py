@@ -47,7 +47,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from taskloom.core.alerts import LATE_LOOKBACK, dedupe_key, late_findings, next_late_deadline
+from taskloom.core.alerts import AlertPolicy, dedupe_key
+from taskloom.core.lateness import LATE_LOOKBACK, late_findings, next_late_deadline
 from taskloom.core.firing import FiringError, firings_between, next_firings
 from taskloom.core.fireplan import MISFIRE_GRACE, overlap_action, plan_due
 from taskloom.core.errors import Fenced, TaskloomError, storage_failure
@@ -553,7 +554,8 @@ class Scheduler:
             log.error("the late-alert check failed: %s; it runs again in %g s", exc, self.LATE_RECHECK)
         return due
 
-    def _check_late_trigger(self, workflow: Workflow, trigger: Trigger, policy: Any, now: float) -> float:
+    def _check_late_trigger(self, workflow: Workflow, trigger: Trigger, policy: AlertPolicy, now: float) -> float:
+        """Send the late alerts of one trigger; return when one of its instants may next become late."""
         start, finish = policy.start_within, policy.finish_within
         since = now - max(start or 0.0, finish or 0.0) - LATE_LOOKBACK
         firings = trigger_firings(self.ws.db, workflow.name, trigger.id, since)

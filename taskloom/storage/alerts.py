@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from taskloom.core.alerts import FiringFacts
+from taskloom.core.lateness import FiringFacts
 from taskloom.storage.db import write_txn
 
 __all__ = ["claim_alert", "settle_alert", "list_alerts", "previous_ended_status", "failed_task", "last_log_lines",
