@@ -99,11 +99,14 @@ def owner_email(db: sqlite_utils.Database, workflow: str) -> str | None:
     return str(row[0]) if row is not None and row[0] else None
 
 
-def trigger_firings(db: sqlite_utils.Database, workflow: str, trigger_id: str, since: float) -> list[FiringFacts]:
-    """The firings of one trigger at or after ``since``, with their runs' times: what a late check looks at."""
+def trigger_firings(db: sqlite_utils.Database, workflow: str, trigger_id: str, since: float, *,
+                    limit: int = 500) -> list[FiringFacts]:
+    """The latest ``limit`` firings of one trigger at or after ``since``, with their runs' times: what a late
+    check looks at. Firings skipped for overlap are left out (never late themselves), so a run that hangs
+    behind thousands of them is still among the ones read."""
     rows = db.execute(
         "SELECT f.instant, f.status, f.reason, f.run_id, r.status, r.started, r.ended FROM firings f"
         " LEFT JOIN runs r ON r.id = f.run_id WHERE f.workflow = ? AND f.trigger_id = ? AND f.instant >= ?"
-        " ORDER BY f.instant", [workflow, trigger_id, since],
+        " AND f.status <> 'skipped_overlap' ORDER BY f.instant DESC LIMIT ?", [workflow, trigger_id, since, limit],
     ).fetchall()
-    return [FiringFacts(workflow, trigger_id, *row) for row in rows]
+    return [FiringFacts(workflow, trigger_id, *row) for row in reversed(rows)]
