@@ -25,10 +25,10 @@ A workflow says who hears about its runs without wiring a notify task::
 
 Defaults: ``on`` is failure and recovery, plus late when ``late`` is given;
 ``to`` is the home's ``alerts.to`` configuration, else the workflow's owner
-(``{"owner": true}``: the email address of their account, when it has one) and
-the log. A workflow
-without an ``alerts`` section gets the kinds of the ``alerts.on``
-configuration (failure and recovery only), to those same channels.
+(``{"owner": true}``: the email address of their account, when it has one)
+and the log. A workflow without an ``alerts`` section gets the kinds of the
+``alerts.on`` configuration (failure and recovery only), to those same
+channels.
 
 Deduplication: one alert per (run, kind); a late alert about an instant that
 has no run, one per (workflow, trigger, instant). :func:`dedupe_key` is the
