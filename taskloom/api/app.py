@@ -154,8 +154,10 @@ class Authenticate:
         self.token = None if token is None else token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan and websocket scopes carry no path or headers to check
+            return await self.app(scope, receive, send)
         path = scope["path"]
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         given = dict(scope["headers"]).get(b"authorization")
         scheme, _, credentials = (given or b"").partition(b" ")
@@ -297,6 +299,10 @@ async def _user_mistake(request: Request, exc: UserMistake) -> JSONResponse:
     """
     if isinstance(exc, ApiError):
         return _error(exc.status, str(exc), **exc.extra)
+    if isinstance(exc, Forbidden):
+        return _error(403, str(exc), needed=exc.needed.label)
+    if isinstance(exc, LoginRefused):
+        return _error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, NotFound):
         # The storage messages end with hints for the CLI ("; import one with 'taskloom import FILE'").
         return _error(404, str(exc).split("; ")[0])

@@ -25,6 +25,9 @@ Public classes, by family (``[module]`` is where each is defined, under ``tasklo
     │   │   └── CopyRefused [storage.copy] - db copy into a database that already holds rows
     │   ├── ExecutorError [runtime.executors] - an executor that cannot be set up
     │   ├── MailSettingsError [core.mail] - smtp.* settings that cannot send mail
+    │   ├── AccessError [core.access] - a bad user name, role or credential for the accounts; nothing changed
+    │   ├── Forbidden [core.access] - a role that may not do the action; needed: the least role that may
+    │   ├── LoginRefused [storage.accounts] - a wrong password or token, or failed logins that must wait first
     │   ├── PollError [runtime.pollers] - a file, git or workflow trigger that cannot poll
     │   └── ApiError [api.app] - a client's mistake, with its HTTP status
     ├── StorageError [core.errors] - the database cannot be opened or written; kind, path, reason, fix
