@@ -8,25 +8,18 @@ starts the app. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from browser import CHROMIUM_ARGS, chromium_path, serve_app, shot, wait_idle
-from clitools import query, taskloom
+from clitools import free_port, query, taskloom
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = 'iframe[title="streamlit_flow.streamlit_flow"]'
 PASSWORDS = {"ann": "ann's long password", "vic": "vic's long password"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -70,6 +70,31 @@ class Host:
                 self.proc.wait()
 
 
+def wait_for_every_run_to_end(home: Path) -> None:
+    """Until no run of the ticker is queued, running, or crashed and waiting to be resumed."""
+    wait_for(lambda: not query(home, "SELECT id FROM runs WHERE workflow = 'ticker'"
+                                     " AND status IN ('queued', 'running', 'crashed')"),
+             timeout=180, what="every run to end")
+
+
+def assert_each_instant_ran_once(home: Path, instants: list[float], bound: float) -> tuple[list[float], float]:
+    """Every second from the first firing to the last fired, each started exactly one run, every run succeeded,
+    and none was created more than ``bound`` seconds after its instant; (the instants, the latest lateness)."""
+    assert all(b - a == pytest.approx(1.0) for a, b in zip(instants, instants[1:])), "an instant is missing"
+    fired = query(home, "SELECT DISTINCT status FROM firings WHERE workflow = 'ticker'")
+    assert {status for (status,) in fired} <= {"started"}, "no firing may be missed or skipped"
+    per_instant = query(home, "SELECT logical_time, count(*) FROM runs WHERE workflow = 'ticker'"
+                              " GROUP BY logical_time")
+    assert all(n == 1 for _, n in per_instant), "an instant ran twice"
+    assert sorted(t for t, _ in per_instant) == instants
+    statuses = query(home, "SELECT status, count(*) FROM runs WHERE workflow = 'ticker' GROUP BY status")
+    assert dict(statuses) == {"succeeded": len(instants)}, statuses
+    latest = max(created - instant for instant, created in query(
+        home, "SELECT logical_time, created FROM runs WHERE workflow = 'ticker'"))
+    assert latest <= bound, f"a firing was {latest:.1f} s late (bound {bound} s)"
+    return instants, latest
+
+
 def test_two_hosts_share_the_runs_and_each_instant_runs_once_when_the_lease_holder_is_killed(
         tmp_path, postgres_url, monkeypatch):
     from pgserver import fresh_database
@@ -112,32 +137,19 @@ def test_two_hosts_share_the_runs_and_each_instant_runs_once_when_the_lease_hold
                                 timeout=60)
         assert paused.returncode == 0, paused.stderr
         # the killed host's runs: found by heartbeat age (its pid means nothing here) and resumed
-        wait_for(lambda: not query(home, "SELECT id FROM runs WHERE workflow = 'ticker'"
-                                             " AND status IN ('queued', 'running', 'crashed')"),
-                 timeout=180, what="every run to end")
+        wait_for_every_run_to_end(home)
         survivor.stop()
     finally:
         for host in hosts.values():
             host.stop(signal.SIGKILL)
     rows = firings()
-    instants = [r[0] for r in rows]
-    assert all(b - a == pytest.approx(1.0) for a, b in zip(instants, instants[1:])), "an instant is missing"
-    assert {r[1] for r in rows} <= {"started"}, "no firing may be missed or skipped"
-    per_instant = query(home, "SELECT logical_time, count(*) FROM runs WHERE workflow = 'ticker'"
-                                  " GROUP BY logical_time")
-    assert all(n == 1 for _, n in per_instant), "an instant ran twice"
-    assert sorted(t for t, _ in per_instant) == instants
-    statuses = query(home, "SELECT status, count(*) FROM runs WHERE workflow = 'ticker' GROUP BY status")
-    assert dict(statuses) == {"succeeded": len(instants)}, statuses
-    lateness = [created - instant for instant, created in query(
-        home, "SELECT logical_time, created FROM runs WHERE workflow = 'ticker' ORDER BY logical_time")]
-    assert max(lateness) <= TAKEOVER, f"a firing was {max(lateness):.1f} s late (take-over bound {TAKEOVER} s)"
+    instants, latest = assert_each_instant_ran_once(home, [r[0] for r in rows], TAKEOVER)
     assert executing == {"host-a", "host-b"}, f"runs executed only on {executing}: the hosts must share them"
     succeeded_twice = query(home, "SELECT run_id, task_id, count(*) FROM attempts WHERE status = 'succeeded'"
                                       " GROUP BY run_id, task_id HAVING count(*) > 1")
     assert not succeeded_twice, "a finished task ran again"
     print(f"lease taken over {took_over:.1f} s after SIGKILL; {len(instants)} instants, latest firing"
-          f" {max(lateness):.2f} s late; runs executed on {sorted(executing)}")
+          f" {latest:.2f} s late; runs executed on {sorted(executing)}")
 
 
 #: How long the server takes to drop the session of a host whose network went (TCP keepalives: idle 5 s, then 3
@@ -207,27 +219,14 @@ def test_a_lease_holder_cut_off_from_the_network_loses_the_lease_and_each_instan
             paused = subprocess.run(survivor.island.command(TASKLOOM, "pause", "ticker"), env=survivor.env,
                                     capture_output=True, text=True, timeout=60)
             assert paused.returncode == 0, paused.stderr
-            wait_for(lambda: not query(home, "SELECT id FROM runs WHERE workflow = 'ticker'"
-                                             " AND status IN ('queued', 'running', 'crashed')"),
-                     timeout=180, what="every run to end")
+            wait_for_every_run_to_end(home)
             for host in hosts.values():
                 host.stop()
         finally:
             for host in hosts.values():
                 host.stop(signal.SIGKILL)
         rows = firings()
-        instants = [r[0] for r in rows]
-        assert all(b - a == pytest.approx(1.0) for a, b in zip(instants, instants[1:])), "an instant is missing"
-        assert {r[1] for r in rows} <= {"started"}, "no firing may be missed or skipped"
-        per_instant = query(home, "SELECT logical_time, count(*) FROM runs WHERE workflow = 'ticker'"
-                                  " GROUP BY logical_time")
-        assert all(n == 1 for _, n in per_instant), "an instant ran twice"
-        assert sorted(t for t, _ in per_instant) == instants
-        statuses = query(home, "SELECT status, count(*) FROM runs WHERE workflow = 'ticker' GROUP BY status")
-        assert dict(statuses) == {"succeeded": len(instants)}, statuses
-        lateness = [created - instant for instant, created in query(
-            home, "SELECT logical_time, created FROM runs WHERE workflow = 'ticker' ORDER BY logical_time")]
-        assert max(lateness) <= CUT_TAKEOVER, f"a firing was {max(lateness):.1f} s late (bound {CUT_TAKEOVER} s)"
+        instants, latest = assert_each_instant_ran_once(home, [r[0] for r in rows], CUT_TAKEOVER)
         stale = [r for r in rows if r[3] == holder_id and cut_at < r[0] < mended_at]
         assert not stale, f"the cut-off host claimed instants while it could not hold the lease: {stale}"
         succeeded_twice = query(home, "SELECT run_id, task_id, count(*) FROM attempts WHERE status = 'succeeded'"
@@ -243,5 +242,5 @@ def test_a_lease_holder_cut_off_from_the_network_loses_the_lease_and_each_instan
             "a run the cut-off host was not executing ran its task more than once"
         assert "psycopg.pool" not in cut.stderr, "the pool's reconnect warnings flood the service log"
         print(f"{how} cut: lease (token {token}) taken over {took_over:.1f} s after the cut; cut for {mended_at - cut_at:.0f} s;"
-              f" {len(instants)} instants, latest firing {max(lateness):.2f} s late; runs in flight on the cut-off"
+              f" {len(instants)} instants, latest firing {latest:.2f} s late; runs in flight on the cut-off"
               f" host {sorted(in_flight)}, their executions {[m for m in executed if int(m[0]) in in_flight]}")

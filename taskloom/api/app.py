@@ -209,16 +209,16 @@ def where_from(request: Request) -> str:
 
 
 def allow(action: Action) -> Any:
-    """A dependency refusing (403, and an audit row saying so) a caller whose role may not do ``action``."""
+    """A dependency refusing a caller whose role may not do ``action``: an audit row, then :class:`Forbidden`
+    (403, see :func:`_user_mistake`)."""
 
     def dependency(request: Request, ws: "Ws") -> None:
         try:
-            check(ws.actor or caller(request), action)
-        except Forbidden as exc:
-            name = request.path_params.get("name")
-            ws.audit(action.value, f"{request.method} {request.url.path}", workflow=name, result="refused",
-                     detail=str(exc))
-            raise ApiError(403, str(exc), needed=exc.needed.label) from None
+            check(ws.acting(), action)
+        except Forbidden as exc:  # recorded here; the error handler answers 403 with the role needed
+            ws.audit(action.value, f"{request.method} {request.url.path}", workflow=request.path_params.get("name"),
+                     result="refused", detail=str(exc))
+            raise
 
     return Depends(dependency)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets as random_tokens
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlite_utils
@@ -37,6 +37,7 @@ from taskloom.storage.db import write_txn
 __all__ = ["Accounts", "User", "TokenInfo", "LoginRefused", "MIN_PASSWORD_LENGTH"]
 
 MIN_PASSWORD_LENGTH = 10
+_TOKEN_COLUMNS = "id, user_name, label, created, expires, last_used, revoked"
 #: ``last_used`` of a token is written at most this often: a busy script must not turn every request into a write.
 _TOUCH_EVERY = 60.0
 
@@ -236,25 +237,23 @@ class Accounts:
         return row[0], token
 
     def tokens(self, user: str | None = None) -> list[TokenInfo]:
-        sql = "SELECT id, user_name, label, created, expires, last_used, revoked FROM api_tokens"
-        rows = self.db.execute(sql + (" WHERE user_name = ? ORDER BY id" if user else " ORDER BY id"),
+        rows = self.db.execute(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens"
+                               + (" WHERE user_name = ? ORDER BY id" if user else " ORDER BY id"),
                                [user] if user else []).fetchall()
         return [TokenInfo(*row) for row in rows]
 
     def revoke_token(self, token_id: int, *, now: float | None = None) -> TokenInfo:
+        """Revoke a token (revoking one already revoked keeps its first instant); the token as it is now."""
+        now = time.time() if now is None else now
         with write_txn(self.db):
-            row = self.db.execute("SELECT id, user_name, label, created, expires, last_used, revoked"
-                                  " FROM api_tokens WHERE id = ?", [token_id]).fetchone()
+            row = self.db.execute(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", [token_id]).fetchone()
             if row is None:
                 raise AccessError(f"no token with id {token_id}; see them with: taskloom tokens list")
-            if row[6] is None:
-                self.db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ?",
-                                [time.time() if now is None else now, token_id])
-        return self.tokens_by_id(token_id)
-
-    def tokens_by_id(self, token_id: int) -> TokenInfo:
-        return TokenInfo(*self.db.execute("SELECT id, user_name, label, created, expires, last_used, revoked"
-                                          " FROM api_tokens WHERE id = ?", [token_id]).fetchone())
+            token = TokenInfo(*row)
+            if token.revoked is None:
+                self.db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ?", [now, token_id])
+                token = replace(token, revoked=now)
+        return token
 
     def authenticate(self, token: str, *, now: float | None = None) -> Principal:
         """The principal a bearer token stands for; :class:`LoginRefused` saying why it does not."""

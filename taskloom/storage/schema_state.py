@@ -103,10 +103,19 @@ def connect_postgres(url: str) -> Any:
 
 
 def _postgres_state(url: str) -> SchemaState:
-    names = [change.name for change in SCHEMA]
     with connect_postgres(url) as conn:
-        exists = conn.execute("SELECT to_regclass('taskloom_migrations') IS NOT NULL").fetchone()[0]
-        applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")} if exists else set()
+        applied = _applied(conn)
+    return _state_of(url, applied)
+
+
+def _applied(conn: Any) -> set[str]:
+    """The changes the ledger of ``conn``'s database records (none when it has no ledger yet); writes nothing."""
+    exists = conn.execute("SELECT to_regclass('taskloom_migrations') IS NOT NULL").fetchone()[0]
+    return {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")} if exists else set()
+
+
+def _state_of(url: str, applied: set[str]) -> SchemaState:
+    names = [change.name for change in SCHEMA]
     return SchemaState("postgresql", without_password(url), tuple(n for n in names if n in applied),
                        tuple(n for n in names if n not in applied))
 
@@ -116,21 +125,23 @@ def _postgres_apply(url: str) -> list[str]:
     database, a standby, still opens)."""
     import psycopg
 
-    if not _postgres_state(url).pending:
-        return []
     done = []
     try:
-        with connect_postgres(url) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-            conn.execute(_PG_LEDGER)
-            applied = {r[0] for r in conn.execute("SELECT name FROM taskloom_migrations")}
-            for name, statements in postgres_changes():
-                if name in applied:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO taskloom_migrations (name, applied) VALUES (%s, %s)", [name, time.time()])
-                done.append(name)
+        with connect_postgres(url) as conn:
+            if not _state_of(url, _applied(conn)).pending:
+                return []
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+                conn.execute(_PG_LEDGER)
+                applied = _applied(conn)  # again under the lock: another host may have applied some meanwhile
+                for name, statements in postgres_changes():
+                    if name in applied:
+                        continue
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO taskloom_migrations (name, applied) VALUES (%s, %s)",
+                                 [name, time.time()])
+                    done.append(name)
     except psycopg.Error as exc:
         from taskloom.storage.postgres import pg_storage_error  # it builds on this module
 

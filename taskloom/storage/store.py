@@ -146,15 +146,12 @@ _ASKED = ("manual", "api", "rerun")
 
 
 def started_by_trigger(trigger: str) -> str:
-    """Who started a run no person asked for by name: ``schedule``, ``webhook``, the parent for a sub-workflow,
-    and the command line's user for a manual run (:func:`cli_actor`)."""
-    if trigger == "webhook":
-        return "webhook"
-    if trigger == "subworkflow":
-        return "workflow"
-    if trigger in ("manual", "rerun", "api"):
-        return cli_actor() if trigger != "api" else "api"
-    return "schedule"
+    """Who started a run no person asked for by name: ``schedule``, ``webhook``, ``workflow`` (a sub-workflow's
+    parent), ``api`` (the service token), and the command line's user for a manual run (:func:`cli_actor`)."""
+    named = {"webhook": "webhook", "subworkflow": "workflow", "api": "api"}
+    if trigger in named:
+        return named[trigger]
+    return cli_actor() if trigger in ("manual", "rerun") else "schedule"
 
 
 class Workspace:

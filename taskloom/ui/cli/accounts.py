@@ -24,9 +24,10 @@ from rich.table import Table
 from taskloom.core.access import AccessError, check_user_name, parse_role
 from taskloom.storage.accounts import Accounts
 from taskloom.storage.audit import entries
+from taskloom.storage.db import write_txn
 from taskloom.storage.runs import iso
 
-from taskloom.ui.cli.common import _Fail, _print_json, _workspace, out, read_hidden
+from taskloom.ui.cli.common import _Fail, _print_json, _workspace, out, read_hidden, short_utc
 
 __all__ = ["users", "tokens", "audit"]
 
@@ -35,8 +36,6 @@ _ROLE_HELP = "viewer, operator, editor or admin (from least to most allowed)"
 
 def _accounts_call(ws: Any, action: str, target: str, call: Any) -> Any:
     """Run ``call`` and its audit row in one transaction; a mistake changes nothing and says why."""
-    from taskloom.storage.db import write_txn
-
     try:
         with write_txn(ws.db):
             value = call()
@@ -103,7 +102,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         table.add_column(column)
     for user in found:
         table.add_row(escape(user.name), user.role.label, "yes" if user.has_password else "no", str(user.tokens),
-                      escape(user.email), _short(iso(user.created)))
+                      escape(user.email), short_utc(iso(user.created)))
     out.print(table)
 
 
@@ -170,7 +169,7 @@ def create(ctx: click.Context, user: str, label: str, days: float | None, as_jso
         return
     click.echo(token)
     click.echo(f"token {token_id} for {user}: keep it now, it is not shown again"
-               + (f"; it expires {_short(iso(expires))}" if expires else ""), err=True)
+               + (f"; it expires {short_utc(iso(expires))}" if expires else ""), err=True)
 
 
 @tokens.command("list")
@@ -192,8 +191,8 @@ def list_tokens(ctx: click.Context, user: str | None, as_json: bool) -> None:
     for column in ("ID", "USER", "LABEL", "STATE", "CREATED", "LAST USED", "EXPIRES"):
         table.add_column(column)
     for t in found:
-        table.add_row(str(t.id), escape(t.user), escape(t.label), t.state(now), _short(iso(t.created)),
-                      _short(iso(t.last_used)), _short(iso(t.expires)))
+        table.add_row(str(t.id), escape(t.user), escape(t.label), t.state(now), short_utc(iso(t.created)),
+                      short_utc(iso(t.last_used)), short_utc(iso(t.expires)))
     out.print(table)
 
 
@@ -236,7 +235,7 @@ def audit(ctx: click.Context, user: str | None, workflow: str | None, action: st
         table.add_column(column)
     for e in found:
         target = e.target + (f" v{e.version}" if e.version is not None else "")
-        table.add_row(_short(iso(e.at)), escape(e.actor), e.action, escape(target), e.result, escape(e.source),
+        table.add_row(short_utc(iso(e.at)), escape(e.actor), e.action, escape(target), e.result, escape(e.source),
                       escape(e.detail))
     out.print(table)
 
@@ -259,6 +258,3 @@ def _since(text: str, now: float) -> float:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
 
-
-def _short(value: str | None) -> str:
-    return "" if not value else value[:19].replace("T", " ") + " UTC"

@@ -25,7 +25,7 @@ from taskloom.storage.store import UserError, Workspace
 
 from taskloom.ui.cli import render
 
-__all__ = ["read_hidden", "open_workspace", "out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
+__all__ = ["short_utc", "read_hidden", "open_workspace", "out", "err", "_print_json", "_workspace", "_Fail", "print_error", "executor_options", "open_executor",
            "database_option"]
 
 #: How wide output to a pipe or a file may be: wide enough that no table row is ever wrapped.
@@ -133,6 +133,11 @@ def open_executor(name: str | None, dask_address: str | None) -> Iterator[Any]:
         yield executor
     finally:
         executor.close()
+
+
+def short_utc(value: str | None) -> str:
+    """An ISO time as tables show it: ``2026-11-28T10:41:21.123456+00:00`` as ``2026-11-28 10:41:21 UTC``."""
+    return "" if not value else value[:19].replace("T", " ") + " UTC"
 
 
 def read_hidden(what: str, example: str, *, prompt: str, kind: str = "values") -> str:

@@ -19,7 +19,7 @@ from rich.table import Table
 from taskloom.core.masking import MIN_LENGTH
 from taskloom.storage.secrets import SecretError, SecretStore, validate_name
 
-from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, out, read_hidden
+from taskloom.ui.cli.common import _Fail, _print_json, _workspace, err, out, read_hidden, short_utc
 
 __all__ = ["secrets"]
 
@@ -108,10 +108,6 @@ def _print_table(console: Console, rows: list[dict[str, Any]]) -> None:
     for column in ("name", "created", "updated"):
         table.add_column(column.upper())
     for row in rows:
-        table.add_row(row["name"], _short_time(row["created"]), _short_time(row["updated"]))
+        table.add_row(row["name"], short_utc(row["created"]), short_utc(row["updated"]))
     console.print(table)
 
-
-def _short_time(value: str | None) -> str:
-    """``2026-11-28T10:41:21.123456+00:00`` as ``2026-11-28 10:41:21 UTC``."""
-    return "" if not value else value[:19].replace("T", " ") + " UTC"
