@@ -24,6 +24,7 @@ import json
 import re
 import shlex
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
@@ -153,6 +154,28 @@ def _single_expression(value: str) -> str | None:
     return None
 
 
+#: How many compiled templates, expressions and parse trees each cache keeps (per process, least recently used
+#: dropped first). Compiling costs about 40 times evaluating, and a run renders the same few sources again and
+#: again: every attempt of a fan-out's tasks, every validation of a stored workflow.
+CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _compiled_expression(expression: str) -> Any:
+    """``expression`` compiled in the sandbox; cached by its text (a syntax error is raised again, not cached)."""
+    return _ENV.compile_expression(expression, undefined_to_none=False)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _compiled_template(text: str) -> Any:
+    return _ENV.from_string(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _references(text: str) -> frozenset["Reference"]:
+    return frozenset(_walk_refs(_ENV.parse(text)))
+
+
 @contextmanager
 def _explained(kind: str, text: str) -> Iterator[None]:
     """Turn whatever rendering ``text`` raised into a :class:`TemplateError` that names it."""
@@ -176,7 +199,7 @@ def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
     if inner is not None:
         expression = inner
     with _explained("expression", expression):
-        result = _ENV.compile_expression(expression, undefined_to_none=False)(**context)
+        result = _compiled_expression(expression)(**context)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()
         return result
@@ -189,7 +212,7 @@ def _render_string(value: str, context: Mapping[str, Any]) -> Any:
     if inner is not None:
         return evaluate_expression(inner, context)
     with _explained("template", value):
-        return _ENV.from_string(value).render(**context)
+        return _compiled_template(value).render(**context)
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -251,10 +274,9 @@ def references(value: str) -> set[Reference]:
     if not has_template(value):
         return set()
     try:
-        tree = _ENV.parse(value)
+        return set(_references(value))
     except TemplateSyntaxError as exc:
         raise TemplateError(f"invalid template: {exc.message}") from None
-    return set(_walk_refs(tree))
 
 
 def expression_references(expression: str) -> set[Reference]:
