@@ -7,20 +7,31 @@ raw body in ``X-Hub-Signature-256``. A request that fails authentication
 gets 401 and starts nothing, and so does one for a workflow or trigger that
 does not exist or is disabled, with the same body: a caller without the
 credentials learns nothing, not even which names exist. The reason goes to
-the service's log, for the operator. The run is queued for the scheduler; with
-``"respond": "run"`` the request waits for it and returns its outputs, so a
-workflow can serve as an HTTP API.
+the service's log, for the operator.
+
+The hot path. When the scheduler serves this API in its own process (``runs``),
+the run is created owned by it and handed to a run thread at once, with the
+workflow parsed once per version; otherwise it is queued for a scheduler
+elsewhere. With ``"respond": "run"`` the request waits for the run and returns
+its outputs, so a workflow can serve as an HTTP API. The wait holds no thread
+and polls nothing: the run's end resolves a future
+(:class:`taskloom.storage.runends.RunEnds`), from the run thread when this
+process ran it, else from the one watcher of the store's change notices.
+Requests share a few open connections to the store instead of opening one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
-import time
+import threading
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -32,8 +43,10 @@ from taskloom.api.models import servable, too_deep, unstorable_at
 from taskloom.storage.scheduling import webhook_token
 from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.core.model import Workflow
+from taskloom.storage.runends import RunEnds
+from taskloom.storage.db import StorageError
 from taskloom.storage.workflows import NotFound, get_document, is_paused
-from taskloom.storage.store import Target, Workspace
+from taskloom.storage.store import Target, UserError, Workspace
 
 __all__ = ["add_hooks", "RESPOND_TIMEOUT", "REFUSED"]
 
@@ -91,35 +104,110 @@ def _payload(body: bytes) -> tuple[Any, str | None]:
     return payload, None
 
 
-def _wait_for(ws: Workspace, run_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = ws.run(run_id)
-        if run.status not in ("queued", "running"):
-            return servable({"run_id": run_id, "status": run.status, "error": run.error,
-                             "outputs": {t: r.output for t, r in run.tasks.items()}})
-        time.sleep(0.05)
-    return {"run_id": run_id, "status": "running", "error": f"still running after {timeout:g} s"}
+class _Connections:
+    """Open workspaces the webhook requests share: taken for one request's reads and writes, then given back.
+
+    At most :attr:`KEEP` idle ones are kept (a PostgreSQL store's connections
+    come from a bounded pool); one that saw a storage error is closed.
+    """
+
+    KEEP = 8
+
+    def __init__(self, home: str | Path) -> None:
+        self.home = home
+        self._idle: list[Workspace] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def workspace(self) -> Iterator[Workspace]:
+        with self._lock:
+            ws = self._idle.pop() if self._idle else None
+        if ws is None:
+            ws = Workspace(self.home)
+        try:
+            yield ws
+        except (StorageError, UserError):
+            ws.close()
+            raise
+        except BaseException:
+            self._give_back(ws)
+            raise
+        self._give_back(ws)
+
+    def _give_back(self, ws: Workspace) -> None:
+        with self._lock:
+            if len(self._idle) < self.KEEP:
+                self._idle.append(ws)
+                return
+        ws.close()
 
 
-def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lambda: None) -> None:
-    """Mount the webhook endpoint on ``app`` (open to callers: each trigger authenticates itself)."""
+class _Queued:
+    """Without a scheduler in this process: queue the run for one elsewhere, and watch the store for its end."""
+
+    def __init__(self, home: str | Path, wake: Callable[[], None]) -> None:
+        self.run_ends = RunEnds(home)
+        self.wake = wake
+
+    def start_now(self, ws: Workspace, target: Target, *, trigger: str, trigger_id: str | None = None,
+                  payload: Any = None, expect: bool = False) -> tuple[int, Future[Any] | None]:
+        run_id, _ = ws.start_run(target, {}, from_text=False, trigger=trigger, trigger_id=trigger_id,
+                                 trigger_payload=payload)
+        future = self.run_ends.expect(run_id) if expect else None
+        self.wake()
+        if future is not None:
+            self.run_ends.watch_elsewhere(run_id)
+        return run_id, future
+
+
+def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lambda: None, runs: Any = None) -> None:
+    """Mount the webhook endpoint on ``app`` (open to callers: each trigger authenticates itself).
+
+    ``runs`` is the scheduler serving this API in the same process
+    (:meth:`taskloom.runtime.scheduler.Scheduler.start_now`); without one, runs
+    are queued and ``wake`` is called.
+    """
+    starter = runs if runs is not None else _Queued(home, wake)
+    connections = _Connections(home)
+    parsed: dict[tuple[str, int], Workflow] = {}
 
     @app.post("/hooks/{workflow}/{trigger_id}", tags=["webhooks"], summary="Fire a webhook trigger",
               description="Starts a run of WORKFLOW with the JSON body as trigger.payload.")
     async def hook(workflow: str, trigger_id: str, request: Request) -> Any:
         body = await request.body()  # the raw bytes: the HMAC is over them, not over parsed JSON
-        return await run_in_threadpool(_handle, home, workflow, trigger_id, request, body, wake)
-
-
-def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes, wake: Callable[[], None]) -> Any:
-    ws = Workspace(home)
-    try:
+        started = await run_in_threadpool(_handle, connections, parsed, starter, workflow, trigger_id, request, body)
+        if not isinstance(started, tuple):
+            return started
+        run_id, future = started
+        if future is None:
+            return JSONResponse({"run_id": run_id, "status": "queued"}, status_code=202)
         try:
-            info, doc = get_document(ws.db, name)
+            answer = await asyncio.wait_for(asyncio.wrap_future(future), RESPOND_TIMEOUT)
+        except asyncio.TimeoutError:
+            starter.run_ends.forget(run_id, future)
+            return {"run_id": run_id, "status": "running", "error": f"still running after {RESPOND_TIMEOUT:g} s"}
+        return servable(answer)
+
+
+def _target(ws: Workspace, parsed: dict[tuple[str, int], Workflow], name: str) -> Target:
+    """The workflow's current version, parsed once per version (a webhook is called again and again)."""
+    info, doc = get_document(ws.db, name)
+    workflow = parsed.get((name, info.version))
+    if workflow is None:
+        if len(parsed) > 1000:
+            parsed.clear()
+        workflow = parsed[(name, info.version)] = Workflow.from_document(doc)
+    return Target(doc, workflow, info.version, "store", info.folder)
+
+
+def _handle(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,
+            trigger_id: str, request: Request, body: bytes) -> Any:
+    """Authenticate and start the run (on a worker thread): a response, or ``(run_id, future or None)``."""
+    with connections.workspace() as ws:
+        try:
+            target = _target(ws, parsed, name)
         except NotFound:
             return _refused(name, trigger_id, "no such workflow")
-        target = Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
         trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)
         if trigger is None or trigger.config.get("enabled", True) is False:
             return _refused(name, trigger_id, "the workflow has no enabled webhook trigger of that id")
@@ -131,12 +219,5 @@ def _handle(home: Any, name: str, trigger_id: str, request: Request, body: bytes
         payload, problem = _payload(body)
         if problem:
             return _error(400, problem, field="body")
-        run_id, _ = ws.start_run(
-            target, {}, from_text=False, trigger="webhook", trigger_id=trigger_id, trigger_payload=payload
-        )
-        wake()
-        if trigger.config.get("respond") == "run":
-            return _wait_for(ws, run_id, RESPOND_TIMEOUT)
-        return JSONResponse({"run_id": run_id, "status": "queued"}, status_code=202)
-    finally:
-        ws.close()
+        return starter.start_now(ws, target, trigger="webhook", trigger_id=trigger_id, payload=payload,
+                                 expect=trigger.config.get("respond") == "run")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from taskloom.core.journal import LogLine
@@ -61,7 +62,7 @@ class LogBuffer:
         self._last_end = 0.0  # when the last write ended
         self._quiet_until = 0.0  # no write starts before this (monotonic)
         self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # held across a flush, or by the runner's open transaction
         self._closed = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="taskloom-logs", daemon=True)
@@ -79,6 +80,16 @@ class LogBuffer:
             self._chars += len(line.line)
             if len(self._lines) >= self._batch_size:
                 self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Be the only writer of lines until the block ends: the flusher waits, and :meth:`flush` writes on this thread.
+
+        The runner holds it while its journal transaction is open, so the flusher never waits for the
+        store's lock while holding lines taken from the buffer (lines stay in order, and no one deadlocks).
+        """
+        with self._write_lock:
+            yield
 
     def flush(self) -> None:
         """Write every line appended so far before returning.

@@ -67,6 +67,9 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "TZ")
 #: How often the loop looks for a cancel requested by another process.
 CANCEL_POLL_SECONDS = 0.5
 
+#: The longest a chain of in-process attempts keeps the journal's transaction (and the store's write lock) open.
+INLINE_TXN_SECONDS = 0.05
+
 
 def minimal_env(source: Mapping[str, str]) -> dict[str, str]:
     """The environment tasks start from: PATH, HOME, LANG and TZ only."""
@@ -197,19 +200,24 @@ class Runner:
         started = self.clock()
         self._deadline = started + self.workflow.settings.timeout
         try:
-            self.journal.run_started(run_id, at=started)
-            self.on_event(RunEvent("run", None, RunState.RUNNING.value))
-            if snapshot is not None:
-                self._restore_skips(started)
-            outcome = self._loop()
-            self._logs.flush()
-            self.journal.run_ended(run_id, outcome, at=self.clock(), error=self._progress.error)
+            outcome = self._loop(lambda: self._begin(started, resumed=snapshot is not None))
         finally:  # also on Fenced: kill what runs, write nothing more
             self._kill_all()
             self._threads.shutdown(wait=False)
             self._logs.close()
         self.on_event(RunEvent("run", None, outcome.value, detail=self._progress.error or ""))
         return outcome
+
+    def answer(self, run_id: int, outcome: RunState) -> dict[str, Any]:
+        """What a request waiting for this run gets once it ended: its status, error and every task's output.
+
+        The outputs are the ones the runner journaled (masked), in the workflow's
+        order, None for a task without one: what reading the run back would give.
+        """
+        ended = self._context["tasks"]
+        return {"run_id": run_id, "status": outcome.value, "error": self._progress.error,
+                "outputs": {task_id: ended[task_id]["output"] if ended.get(task_id, {}).get("status") == "succeeded"
+                            else None for task_id in self.workflow.tasks}}
 
     # -- resuming -----------------------------------------------------------
 
@@ -234,50 +242,86 @@ class Runner:
                 plan.mark_waiting(task_id)
         return plan
 
-    def _restore_skips(self, now: float) -> None:
-        """Skips implied by the restored states (tasks reused by a re-run, for one)."""
-        with self.journal.batch():
+    def _begin(self, started: float, *, resumed: bool) -> None:
+        """Record the run running (in the loop's first transaction), with the skips a resumed plan implies."""
+        self.journal.run_started(self._run_id, at=started)
+        self.on_event(RunEvent("run", None, RunState.RUNNING.value))
+        if resumed:  # skips implied by the restored states (tasks reused by a re-run, for one)
             for task_id, reason in self._plan.initial_skips():
-                self._skip(task_id, reason, now)
+                self._skip(task_id, reason, started)
 
     # -- the loop -----------------------------------------------------------
 
-    def _loop(self) -> RunState:
+    def _loop(self, begin: Callable[[], None]) -> RunState:
+        """Turn until the run ends; return its outcome, recorded in the same transaction as its last turn.
+
+        A turn's decisions are committed before any process starts. In-process
+        attempts (``noop``, ``condition``, ``transform``...) have no process to
+        leave behind and no effect outside the run, so they run inside the open
+        transaction, and the turns that record them share it: a chain of them
+        costs one commit, not two per task. The transaction is committed before
+        the loop waits, before a pooled attempt starts, and after
+        :data:`INLINE_TXN_SECONDS` at most. While it is open, this thread holds
+        the log buffer's writer: lines reach the journal in order, before the
+        ends they led to.
+        """
         ended: list[_Ended] = []
-        next_cancel_poll = 0.0
+        polls = [0.0]  # when to look for a cancel requested by another process next
         while True:
-            launches = []
-            self._logs.flush()  # lines of ended attempts reach disk before their end state
-            with self.journal.batch():
-                for item in ended:
-                    self._attempt_ended(item)
-                ended = []
-                now = self.clock()
-                if now >= next_cancel_poll:
-                    next_cancel_poll = now + CANCEL_POLL_SECONDS
-                    if self.journal.cancel_requested(self._run_id):
-                        self._cancel.set()
-                if self._cancel.is_set():
-                    return self._end_cancelled()
-                if now >= self._deadline:
-                    return self._end_timed_out()
-                if self._stop_reason is not None:
-                    if not self._progress.running:
-                        return self._end_interrupted()
-                    if time.monotonic() >= (self._stop_deadline or 0):
-                        self._kill_all()  # their results are queued; the next turn records them
-                else:
-                    launches = [self._start_attempt(t, now) for t in self._startable(now)]
-                if self._plan.done() and not self._progress.running:
-                    return self._plan.outcome()
-            for launch in launches:
-                if launch is not None:
-                    inline = self._launch(*launch)
-                    if inline is not None:
-                        ended.append(inline)
+            pooled: list[Any] = []
+            with self._logs.writing(), self.journal.batch():
+                opened = time.monotonic()
+                if begin is not None:
+                    begin()
+                    begin = None  # type: ignore[assignment]
+                while True:
+                    self._logs.flush()  # lines of ended attempts reach the journal before their end state
+                    outcome, launches = self._turn(ended, polls)
+                    ended = []
+                    if outcome is not None:
+                        self._logs.flush()
+                        self.journal.run_ended(self._run_id, outcome, at=self.clock(), error=self._progress.error)
+                        return outcome
+                    for launch in launches:
+                        if launch is None:
+                            continue
+                        if launch[2].inline:
+                            ended.append(self._launch(*launch))
+                        else:
+                            pooled.append(launch)
+                    if pooled or not ended or time.monotonic() - opened >= INLINE_TXN_SECONDS:
+                        break  # commit: a process starts, or the loop waits, or the lock was held long enough
+                    ended.extend(self._drain())
+            for launch in pooled:
+                self._launch(*launch)
             if not ended:
                 ended.extend(self._wait(min(self._next_wakeup(), CANCEL_POLL_SECONDS)))
             ended.extend(self._drain())
+
+    def _turn(self, ended: list[_Ended], polls: list[float]) -> tuple[RunState | None, list[Any]]:
+        """Record the attempts that ended and decide what starts; the run's outcome once it is over."""
+        for item in ended:
+            self._attempt_ended(item)
+        now = self.clock()
+        if now >= polls[0]:
+            polls[0] = now + CANCEL_POLL_SECONDS
+            if self.journal.cancel_requested(self._run_id):
+                self._cancel.set()
+        if self._cancel.is_set():
+            return self._end_cancelled(), []
+        if now >= self._deadline:
+            return self._end_timed_out(), []
+        launches: list[Any] = []
+        if self._stop_reason is not None:
+            if not self._progress.running:
+                return self._end_interrupted(), []
+            if time.monotonic() >= (self._stop_deadline or 0):
+                self._kill_all()  # their results are queued; the next turn records them
+        else:
+            launches = [self._start_attempt(t, now) for t in self._startable(now)]
+        if self._plan.done() and not self._progress.running:
+            return self._plan.outcome(), []
+        return None, launches
 
     def _startable(self, now: float) -> list[str]:
         slots = self.workflow.settings.max_parallel_tasks - len(self._progress.running)

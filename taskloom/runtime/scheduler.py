@@ -70,6 +70,8 @@ from taskloom.storage.store import UserError, Workspace
 from taskloom.runtime.pollers import PollError, poll_files, poll_git, poll_workflow
 from taskloom.runtime.alerting import late_facts, policy_of, send_in_background
 from taskloom.runtime.execution import cancel, execute, kill_leftovers, recover
+from taskloom.storage.runends import FINAL, RunEnds
+from taskloom.runtime.runthreads import Job, RunThreads, Slot
 from taskloom.storage.alerts import trigger_firings
 
 __all__ = ["Scheduler", "TIME_TRIGGERS", "POLLED_TRIGGERS"]
@@ -102,7 +104,7 @@ def _late_section(workflow: Workflow) -> bool:
 
 @dataclass
 class _Active:
-    threads: dict[int, threading.Thread] = field(default_factory=dict)
+    threads: dict[int, Job] = field(default_factory=dict)
     runners: dict[int, Any] = field(default_factory=dict)
     #: runs that stopped because the database could not be written, resumed once it can:
     #: run id -> (the reason recorded with the crash, not before this monotonic instant)
@@ -175,6 +177,11 @@ class Scheduler:
         #: when the late alerts are looked at next, and the ones this process already sent (or is sending)
         self._late_due = 0.0
         self._late_sent: set[str] = set()
+        #: runs start_now counted against max_runs that have no thread yet
+        self._reserved = 0
+        self._run_threads = RunThreads(home)
+        #: what requests waiting for a run's end (a ``respond: run`` webhook) wait on
+        self.run_ends = RunEnds(home, executing_here=self._running)
 
     # -- control ------------------------------------------------------------
 
@@ -607,7 +614,7 @@ class Scheduler:
     def _has_room(self) -> bool:
         """Whether this process may start one more run (``max_runs``)."""
         with self._lock:
-            return self.max_runs is None or len(self._active.threads) < self.max_runs
+            return self.max_runs is None or len(self._active.threads) + self._reserved < self.max_runs
 
     def _start_requested_runs(self) -> None:
         """Queued runs nobody owns (from the API, `taskloom trigger`, a re-run): claim and execute them.
@@ -621,38 +628,83 @@ class Scheduler:
             if claim_requested_run(self.ws.db, run_id, self.owner):
                 self._execute(run_id)
 
-    def _execute(self, run_id: int, workflow: Workflow | None = None) -> None:
-        """Run ``run_id`` in a thread; ``workflow`` is its workflow when parsed already (the run does not parse it)."""
-        def work() -> None:
-            ws: Workspace | None = None
+    def start_now(self, ws: Workspace, target: Any, *, trigger: str, trigger_id: str | None = None,
+                  payload: Any = None, expect: bool = False) -> tuple[int, Any]:
+        """Start a run of ``target`` at once, on a thread of this process when it has room (the API's hot path).
+
+        The run is created owned by this scheduler and handed to a run thread
+        with the workflow already parsed: no loop tick, no claim, no second
+        read. Without room (``max_runs``), or before the loop has its runner
+        id, it is created queued for whichever scheduler has room. With
+        ``expect``, also returns a future answered when the run ends
+        (:class:`taskloom.storage.runends.RunEnds`), else None.
+        """
+        with self._lock:
+            here = bool(self.owner) and not self.stop_event.is_set() and (
+                self.max_runs is None or len(self._active.threads) + self._reserved < self.max_runs)
+            if here:
+                self._reserved += 1
+        try:
+            run_id, _ = ws.start_run(target, {}, owner=self.owner if here else None, from_text=False,
+                                     trigger=trigger, trigger_id=trigger_id, trigger_payload=payload)
+        except BaseException:
+            if here:
+                with self._lock:
+                    self._reserved -= 1
+            raise
+        future = self.run_ends.expect(run_id) if expect else None
+        if here:
+            self._execute(run_id, target.workflow, reserved=True)
+        else:
+            self.wake()
+            if future is not None:
+                self.run_ends.watch_elsewhere(run_id)
+        return run_id, future
+
+    def _execute(self, run_id: int, workflow: Workflow | None = None, *, reserved: bool = False) -> None:
+        """Run ``run_id`` on a run thread; ``workflow`` is its workflow when parsed already (the run does not parse it).
+
+        ``reserved``: :meth:`start_now` counted the run against ``max_runs`` before it had a thread.
+        """
+        def work(slot: Slot) -> None:
+            runners: list[Any] = []
+
+            def on_runner(runner: Any) -> None:
+                runners.append(runner)
+                self._active.runners[run_id] = runner
+
             try:
-                ws = Workspace(self.home)
-                execute(ws, run_id, owner=self.owner, cwd=self.cwd, executor=self.executor, workflow=workflow,
-                           on_runner=lambda runner: self._active.runners.__setitem__(run_id, runner))
+                ws = slot.get()
+                status = execute(ws, run_id, owner=self.owner, cwd=self.cwd, executor=self.executor,
+                                 workflow=workflow, on_runner=on_runner)
                 if ws.storage_failure is not None:  # logged; the runner killed the run's tasks
                     self._strand(run_id, ws.storage_failure)
+                    slot.discard()  # the connection may be broken (a server that went away)
+                elif status.value in FINAL and runners and self.run_ends.awaited(run_id):
+                    self.run_ends.ended(run_id, runners[0].answer(run_id, status))
             except (StorageError, UserError) as exc:
                 if storage_failure(exc) is None:
                     log.error("run %d cannot run: %s", run_id, exc)
                     return
                 log.error("run %d could not start: %s; it starts once the database can be written", run_id, exc)
                 self._strand(run_id, exc)
+                slot.discard()  # the next run on this thread opens a new connection
             except Fenced as exc:
                 log.warning("run %d: %s; this scheduler stopped running it", run_id, exc)
             except Exception:  # one broken run must not stop the scheduler
                 log.exception("run %d failed to execute", run_id)
             finally:
-                if ws is not None:
-                    ws.close()
                 with self._lock:
                     self._active.threads.pop(run_id, None)
                     self._active.runners.pop(run_id, None)
                 self.wake()  # a queued firing may be waiting for this run to end
 
-        thread = threading.Thread(target=work, name=f"run-{run_id}", daemon=True)
-        with self._lock:
-            self._active.threads[run_id] = thread
-        thread.start()
+        job = Job(work, f"run-{run_id}")
+        with self._lock:  # before it starts: its end removes it
+            if reserved:
+                self._reserved -= 1
+            self._active.threads[run_id] = job
+        self._run_threads.submit(job)
 
     def _strand(self, run_id: int, exc: Exception) -> None:
         """Remember a run stopped by a storage error, to resume it once the database can be written."""
@@ -670,6 +722,7 @@ class Scheduler:
             runner.stop("the scheduler is stopping")
         for thread in threads:
             thread.join(timeout=30)
+        self._run_threads.close()
         if self.lease is not None:
             try:
                 release_lease(self.ws.db, self.lease)

@@ -52,6 +52,8 @@ class SqliteJournal:
         # The stored form of the last output of each task, so the task row reuses
         # the attempt's spilled file instead of writing it twice.
         self._encoded: dict[tuple[int, str], tuple[int, str]] = {}
+        # What attempt_ended needs of an attempt this journal started: (run, task, number), not read back.
+        self._attempts: dict[int, tuple[int, str, int]] = {}
 
     @contextmanager
     def batch(self, *, durable: bool = True) -> Iterator[None]:
@@ -123,7 +125,9 @@ class SqliteJournal:
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 [run_id, task_id, number, TaskState.RUNNING.value, at, dump_json(params)],
             )
-            return int(cursor.fetchall()[0][0])
+            attempt_id = int(cursor.fetchall()[0][0])
+        self._attempts[attempt_id] = (run_id, task_id, number)
+        return attempt_id
 
     def attempt_process(self, attempt_id: int, pid: int) -> None:
         # Only needed to kill leftovers after this process dies; after a power loss none are left.
@@ -141,10 +145,11 @@ class SqliteJournal:
         error: str | None = None,
         output: Any = None,
     ) -> None:
+        known = self._attempts.pop(attempt_id, None)
         with self.batch():
             stored = None
             if output is not None:
-                run_id, task_id, number = self.db.execute(
+                run_id, task_id, number = known or self.db.execute(
                     "SELECT run_id, task_id, number FROM attempts WHERE id = ?", [attempt_id]
                 ).fetchone()
                 stored = self._encode(output, run_id, task_id, number)

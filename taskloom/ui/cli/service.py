@@ -142,7 +142,7 @@ def _serve(home: str | None, host: str, port: int, token: str | None, no_api: bo
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
     signal.signal(signal.SIGUSR1, lambda *_: service.wake())
-    server = None if no_api else _start_api(resolve_home(home), host, port, token, service.wake)
+    server = None if no_api else _start_api(resolve_home(home), host, port, token, service.wake, service)
     url = _record_api(resolve_home(home), server)
     where = "" if executor is None or executor.name == "local" else f"; tasks run on Dask at {executor.address}"
     err.print(f"scheduler started (pid {os.getpid()})" + ("" if url is None else f"; API on {url}")
@@ -177,14 +177,14 @@ def _check_database(home: Any) -> None:
         ws.close()
 
 
-def _start_api(home: Any, host: str, port: int, token: str | None, wake: Any) -> Any:
+def _start_api(home: Any, host: str, port: int, token: str | None, wake: Any, runs: Any = None) -> Any:
     import uvicorn
 
     from taskloom.api.app import create_app
     from taskloom.api.hooks import add_hooks
 
     app = create_app(home, token=token, wake=wake)
-    add_hooks(app, home, wake=wake)
+    add_hooks(app, home, wake=wake, runs=runs)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="taskloom-api", daemon=True)
     thread.start()
