@@ -6,7 +6,9 @@ in this process, the webhook app served through Starlette's test client.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 import threading
 import time
 
@@ -161,3 +163,24 @@ def test_start_now_keeps_to_max_runs_and_queues_the_rest(ws, home):
     finally:
         service.stop()
         thread.join(30)
+
+
+def test_a_large_upstream_output_in_rendered_params_is_stored_as_its_reference_not_a_copy(ws):
+    code = "def main():\n    return 'x' * 3_000_000\n"
+    ws.save(make_doc([{"id": "make", "type": "python", "params": {"code": code}},
+                      {"id": "use", "type": "transform", "params": {"value": {"got": "{{ tasks.make.output }}",
+                                                                              "small": "{{ 1 + 1 }}"}}}],
+                     [{"from": "make", "to": "use"}], name="big"))
+    run_id, _ = ws.start_run(ws.target("big"), {})
+    assert execute(ws, run_id, owner="test").value == "succeeded"
+    stored = ws.db.execute("SELECT length(params), params FROM attempts WHERE run_id = ? AND task_id = 'use'",
+                           [run_id]).fetchone()
+    assert stored[0] < 10_000  # a reference and a preview, not the 3 MB again
+    params = json.loads(stored[1])
+    ref = params["value"]["got"]["$taskloom_spilled"]
+    assert ref["bytes"] == 3_000_002 and ref["preview"].startswith('"xxx') and params["value"]["small"] == 2
+    upstream = json.loads(ws.db.execute("SELECT output FROM attempts WHERE run_id = ? AND task_id = 'make'",
+                                        [run_id]).fetchone()[0])
+    assert ref == upstream["$taskloom_spilled"]  # the upstream attempt's own file: nothing written twice
+    kept = ws.run(run_id).tasks["use"].output["$taskloom_spilled"]  # its own output is kept apart, as documented
+    assert json.loads((Path(ws.home) / kept["path"]).read_text()) == {"got": "x" * 3_000_000, "small": 2}

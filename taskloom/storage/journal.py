@@ -23,7 +23,7 @@ from taskloom.core.journal import UNSET, Fenced, LogLine, RunSnapshot, TaskSnaps
 from taskloom.core.states import FAILURE_STATES, RunState, TaskState
 
 from taskloom.storage.db import write_txn
-from taskloom.storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, OutputCodec
+from taskloom.storage.outputs import DEFAULT_MAX_OUTPUT_BYTES, SPILL_KEY, OutputCodec
 from taskloom.storage.transitions import change_attempt, change_run, change_task
 
 __all__ = ["SqliteJournal", "dump_json"]
@@ -123,11 +123,41 @@ class SqliteJournal:
             cursor = self.db.execute(
                 "INSERT INTO attempts (run_id, task_id, number, status, started, params)"
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                [run_id, task_id, number, TaskState.RUNNING.value, at, dump_json(params)],
+                [run_id, task_id, number, TaskState.RUNNING.value, at, self._bounded(params, run_id, task_id, number)],
             )
             attempt_id = int(cursor.fetchall()[0][0])
         self._attempts[attempt_id] = (run_id, task_id, number)
         return attempt_id
+
+    def _bounded(self, params: Any, run_id: int, task_id: str, number: int) -> str:
+        """The stored form of an attempt's rendered parameters, never much larger than the spill threshold.
+
+        Parameters are kept for the attempt viewer only (a resumed attempt renders
+        them again). A value that is an upstream output kept apart (``{{
+        tasks.make.output }}`` of a 3 MB output) is stored as that output's
+        reference and preview, not copied; any other value over the threshold is
+        kept apart like an output, under ``TASK.params``.
+        """
+        text = dump_json(params)
+        if len(text) <= self.outputs.max_bytes // 4 or len(text.encode()) <= self.outputs.max_bytes:
+            return text
+        spilled = {kept: json.loads(stored) for (run, _), (kept, stored) in list(self._encoded.items())
+                   if run == run_id and stored.startswith('{"' + SPILL_KEY)}
+
+        def bound(value: Any) -> Any:
+            if id(value) in spilled:
+                return spilled[id(value)]
+            if isinstance(value, dict):
+                return {key: bound(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [bound(item) for item in value]
+            if isinstance(value, str) and len(value.encode()) <= self.outputs.max_bytes:
+                return value
+            if not isinstance(value, str) and len(dump_json(value).encode()) <= self.outputs.max_bytes:
+                return value
+            return json.loads(self.outputs.encode(value, run_id=run_id, task_id=f"{task_id}.params", attempt=number))
+
+        return dump_json(bound(params))
 
     def attempt_process(self, attempt_id: int, pid: int) -> None:
         # Only needed to kill leftovers after this process dies; after a power loss none are left.
