@@ -222,6 +222,8 @@ def service_env(home: Path, url: str | None) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "TASKLOOM_HOME": str(home), "LANG": "C.UTF-8"}
     if url:
         env["TASKLOOM_DATABASE_URL"] = url
+        # 20 requests and 20 runs in flight each hold a connection; the default pool (20) would make them queue
+        env["TASKLOOM_PG_POOL"] = "64"
     return env
 
 

@@ -19,7 +19,14 @@ or until something wakes it: a request from the API it serves, or a commit by an
 other process (a queued run, a cancel, a pause), seen on SQLite's change
 counter within 0.1 s (:meth:`Scheduler._watch_requests`); nobody signals it.
 Each firing is claimed in SQLite under its unique (workflow, trigger,
-instant) key before its run starts. Runs execute on threads of this process.
+instant) key before its run starts. Runs execute on run threads of this process,
+reused with their store connection (:mod:`taskloom.runtime.runthreads`).
+
+The API's hot path. A webhook served by this process starts its run through
+:meth:`Scheduler.start_now`: created owned by this scheduler and handed to a run
+thread at once, with no loop tick and no claim. A request waiting for the
+run's end (``respond: run``) waits on :attr:`Scheduler.run_ends`, which the run
+thread answers as the run ends.
 
 Fencing. Every write the loop makes (a firing's outcome, a trigger's cursor,
 taking a requested run) happens in a transaction that first checks this
