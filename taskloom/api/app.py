@@ -30,7 +30,6 @@ import logging
 import re
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as package_version
-from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator
 
@@ -51,7 +50,7 @@ from taskloom.core.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from taskloom.storage.accounts import Accounts, LoginRefused
 from taskloom.storage.audit import entries as audit_entries
 from taskloom.storage.db import write_txn
-from taskloom.storage.runs import get_run, iso, iter_logs, list_runs, search_runs
+from taskloom.storage.runs import get_run, iso, list_runs, log_page, search_runs
 from taskloom.storage.workflows import NotFound, get_document, get_workflow, list_versions, list_workflows, set_paused
 from taskloom.storage.store import Target, UserError, Workspace
 
@@ -582,13 +581,11 @@ def logs(
     record = get_run(ws.db, run_id)
     if task is not None and task not in record.tasks:
         raise ApiError(422, f"run {run_id} has no task {task!r}; its tasks: {', '.join(record.tasks)}", field="query.task")
-    lines = iter_logs(ws.db, run_id, task_id=task, after_id=after_id)
-    page = list(islice(lines, limit + 1))
-    lines.close()
-    more = len(page) > limit
-    page = [{**line, "ts": iso(line["ts"])} for line in page[:limit]]
-    return {"run_id": run_id, "status": record.status, "lines": page,
-            "next_after_id": page[-1]["id"] if more else None}
+    # One LIMIT-ed read from an index in id order (never the run's every line, which PostgreSQL would fetch whole).
+    page = log_page(ws.db, run_id, task_id=task, after_id=after_id, limit=limit)
+    lines = [{**line, "ts": iso(line["ts"])} for line in page.lines]
+    return {"run_id": run_id, "status": record.status, "lines": lines,
+            "next_after_id": page.last_id if page.has_newer else None}
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelResult, tags=["runs"], summary="Cancel a run",

@@ -22,9 +22,10 @@ from taskloom.storage.transitions import change_run, change_task
 from taskloom.storage.workflows import NotFound, put_document
 
 __all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs", "mark_cancel_requested",
-           "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page",
-           "request_resume", "run_triggers", "RunOwnership", "run_ownership", "link_parent_run", "subworkflow_depth",
-           "reuse_results", "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers", "run_workflow_names"]
+           "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page", "LogPageQuery",
+           "log_page_query", "request_resume", "run_triggers", "RunOwnership", "run_ownership", "link_parent_run",
+           "subworkflow_depth", "reuse_results", "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers",
+           "run_workflow_names"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -375,6 +376,63 @@ class LogPage:
         return self.lines[-1]["id"] if self.lines else None
 
 
+class LogPageQuery(NamedTuple):
+    """The statements :func:`log_page` issues for one shape of page, and their fixed arguments.
+
+    ``span`` reads the run's first and last line ids (arguments: the run id,
+    twice); ``page`` reads the lines (``args``, the lowest and highest ids it
+    may read, the limit); ``older`` asks whether a line lies between the
+    run's first id and a page's (``args``, those two ids). Every walk is of an
+    index of ``logs`` in id order, from the cursor, stopping after the limit,
+    so none sorts (``tests/test_log_pages.py`` reads their plans on both
+    backends): ``(run_id, id)`` for a whole run, alone or with a search or an
+    attempt (m012); ``(run_id, task_id, id)`` for a task; ``(run_id, task_id,
+    attempt, id)`` for a task's attempt.
+    """
+
+    span: str
+    page: str
+    older: str
+    args: tuple[Any, ...]
+
+
+#: A search, as a CASE whose selectivity PostgreSQL cannot estimate (it takes nearly every row to match).
+#: Estimating the LIKE itself (0.5 % of rows for a generic plan, fewer for a rare word) it would read every
+#: matching line of the run and sort them rather than walk in order and stop after a page: fast when the
+#: estimate is right, a sort of most of the run when the word is common. SQLite evaluates it as the LIKE.
+_SEARCH = "CASE WHEN line LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END <> 0"
+
+
+def log_page_query(
+    run_id: int,
+    *,
+    task_id: str | None = None,
+    attempt: int | None = None,
+    search: str | None = None,
+    backward: bool = False,
+) -> LogPageQuery:
+    """The statements of one :func:`log_page` call; ``backward`` for the older page (``before_id``)."""
+    where, args = ["run_id = ?"], [run_id]
+    if task_id is not None:
+        where.append("task_id = ?")
+        args.append(task_id)
+    if attempt is not None:
+        where.append("attempt = ?")
+        args.append(attempt)
+    if search:
+        where.append(_SEARCH)
+        args.append(f"%{like_escape(search)}%")
+    base = " AND ".join(where)
+    span = "SELECT (SELECT min(id) FROM logs WHERE run_id = ?), (SELECT max(id) FROM logs WHERE run_id = ?)"
+    columns = "SELECT id, task_id, attempt, ts, stream, line FROM logs"
+    # The walk starts at the cursor end of its bounds (the ORDER BY's direction) and goes no further than the
+    # run's other end.
+    page = (f"{columns} WHERE {base} AND id >= ? AND id < ? ORDER BY id DESC LIMIT ?" if backward else
+            f"{columns} WHERE {base} AND id > ? AND id <= ? ORDER BY id LIMIT ?")
+    older = f"SELECT 1 FROM logs WHERE {base} AND id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
+    return LogPageQuery(span, page, older, tuple(args))
+
+
 def log_page(
     db: sqlite_utils.Database,
     run_id: int,
@@ -392,40 +450,33 @@ def log_page(
     newer page); ``before_id``: the lines just before it (the older page).
     ``search`` keeps lines containing it (``LIKE``, case-insensitive for ASCII,
     ``%``/``_`` taken literally).
+
+    Every walk stays within the run's first and last line ids, read first:
+    PostgreSQL may walk the table's primary key rather than ``(run_id, id)``
+    for a run holding much of the table, and unbounded that walk would read
+    every earlier run's lines before a first page (or every later run's after
+    the last match of a search). Each read stops after ``limit + 1`` lines
+    (:func:`log_page_query`).
     """
-    where, args = ["run_id = ?"], [run_id]
-    if task_id is not None:
-        where.append("task_id = ?")
-        args.append(task_id)
-    if attempt is not None:
-        where.append("attempt = ?")
-        args.append(attempt)
-    text = search or ""
-    if text:
-        where.append("line LIKE ? ESCAPE '\\'")
-        args.append(f"%{like_escape(text)}%")
-    base = " AND ".join(where)
-    cols = "SELECT id, task_id, attempt, ts, stream, line FROM logs"
+    query = log_page_query(run_id, task_id=task_id, attempt=attempt, search=search, backward=before_id is not None)
+    first, last = db.execute(query.span, [run_id, run_id]).fetchone()
+    if first is None:  # no lines at all
+        rows: list[Any] = []
+    elif before_id is not None:
+        rows = db.execute(query.page, [*query.args, first, min(before_id, last + 1), limit + 1]).fetchall()
+    else:
+        rows = db.execute(query.page, [*query.args, max(after_id or 0, first - 1), last, limit + 1]).fetchall()
     if before_id is not None:
-        rows = db.execute(
-            f"{cols} WHERE {base} AND id < ? ORDER BY id DESC LIMIT ?", [*args, before_id, limit + 1]
-        ).fetchall()
         has_older = len(rows) > limit
         rows = list(reversed(rows[:limit]))
         has_newer = True
     else:
-        start = after_id or 0
-        rows = db.execute(
-            f"{cols} WHERE {base} AND id > ? ORDER BY id LIMIT ?", [*args, start, limit + 1]
-        ).fetchall()
         has_newer = len(rows) > limit
         rows = rows[:limit]
-        if rows:
-            has_older = bool(after_id) and db.execute(
-                f"SELECT 1 FROM logs WHERE {base} AND id < ? LIMIT 1", [*args, rows[0][0]]
-            ).fetchone() is not None
+        if rows and after_id:
+            has_older = db.execute(query.older, [*query.args, first, rows[0][0]]).fetchone() is not None
         else:
-            has_older = bool(after_id)
+            has_older = bool(after_id) and not rows
     lines = [{"id": r[0], "task": r[1], "attempt": r[2], "ts": r[3], "stream": r[4], "line": r[5]} for r in rows]
     return LogPage(lines, has_older, has_newer)
 
