@@ -266,7 +266,7 @@ class Runner:
         ends they led to.
         """
         ended: list[_Ended] = []
-        polls = [0.0]  # when to look for a cancel requested by another process next
+        self._next_cancel_poll = 0.0  # when to look for a cancel requested by another process next
         while True:
             pooled: list[Any] = []
             with self._logs.writing(), self.journal.batch():
@@ -276,7 +276,7 @@ class Runner:
                     begin = None  # type: ignore[assignment]
                 while True:
                     self._logs.flush()  # lines of ended attempts reach the journal before their end state
-                    outcome, launches = self._turn(ended, polls)
+                    outcome, launches = self._turn(ended)
                     ended = []
                     if outcome is not None:
                         self._logs.flush()
@@ -298,13 +298,13 @@ class Runner:
                 ended.extend(self._wait(min(self._next_wakeup(), CANCEL_POLL_SECONDS)))
             ended.extend(self._drain())
 
-    def _turn(self, ended: list[_Ended], polls: list[float]) -> tuple[RunState | None, list[Any]]:
+    def _turn(self, ended: list[_Ended]) -> tuple[RunState | None, list[Any]]:
         """Record the attempts that ended and decide what starts; the run's outcome once it is over."""
         for item in ended:
             self._attempt_ended(item)
         now = self.clock()
-        if now >= polls[0]:
-            polls[0] = now + CANCEL_POLL_SECONDS
+        if now >= self._next_cancel_poll:
+            self._next_cancel_poll = now + CANCEL_POLL_SECONDS
             if self.journal.cancel_requested(self._run_id):
                 self._cancel.set()
         if self._cancel.is_set():
