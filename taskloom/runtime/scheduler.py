@@ -451,13 +451,19 @@ class Scheduler:
             # caught-up instants and events (a file, a commit) are never dropped: they wait their turn
             policy = "queue"
         decision = overlap_action(policy, len(active), workflow.settings.max_active_runs)
+        earlier = decision == "start" and policy != "cancel_previous" and any(
+            queued[1] == workflow.name for queued in queued_firings(self.ws.db))
+        if earlier:
+            # Older firings wait their turn (caught-up instants, queued while a run was active): this one must not
+            # overtake them now that the run has ended; they start oldest first.
+            decision = "skip" if policy == "skip" else "queue"
         if decision == "skip":
+            why = "earlier firings were still queued" if earlier else f"run {active[-1]} was still active"
             self._set_claimed_firing(
-                firing_id, "skipped_overlap",
-                f"run {active[-1]} was still active (settings.overlap is '{workflow.settings.overlap}')")
+                firing_id, "skipped_overlap", f"{why} (settings.overlap is '{workflow.settings.overlap}')")
             return
         if decision == "queue":
-            waiting = f"waiting for run {active[-1]} to end"
+            waiting = "waiting for the firings queued before it" if earlier else f"waiting for run {active[-1]} to end"
             self._set_claimed_firing(firing_id, "queued", f"{reason}; {waiting}" if reason else waiting)
             return
         if decision == "cancel_previous":
