@@ -72,6 +72,11 @@ CLIENT_SETTINGS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle"
 POOL_WAIT = 10.0
 
 _WAIT_NOTICE_EVERY = 10.0
+#: A session waiting for the write lock leaves the server's queue and joins it again this often (seconds). A host
+#: cut off from the network cannot join again, so its waiters are out of the queue within one step: otherwise the
+#: server, dropping the cut-off holder, grants the lock to the cut-off host's next waiter, whose answer then waits
+#: for its dead connection's retransmission timeout (``tcp_user_timeout``, 10 s more per waiter; tests/test_multihost.py).
+_LOCK_WAIT_STEP = 1.0
 
 
 # -- statements -------------------------------------------------------------------------------------
@@ -371,7 +376,7 @@ class PgDatabase:
         noticed = 0.0
         while True:
             left = self.lock_timeout - (time.monotonic() - started)
-            step = max(0.001, min(_WAIT_NOTICE_EVERY, left))
+            step = max(0.001, min(_LOCK_WAIT_STEP, left))
             conn.execute(f"SET LOCAL lock_timeout = '{int(step * 1000)}ms'")
             try:
                 conn.execute("SAVEPOINT taskloom_lock")
@@ -391,8 +396,8 @@ class PgDatabase:
                         reason=f"another session held the write lock for {waited:.1f} s",
                         fix="see which in pg_stat_activity",
                     ) from None
-                if waited - noticed >= _WAIT_NOTICE_EVERY or noticed == 0.0:
-                    noticed = max(waited, 1e-9)
+                if waited - noticed >= _WAIT_NOTICE_EVERY:
+                    noticed = waited
                     log.warning("waiting for the write lock on %s: another session holds it (waited %.1f s so far;"
                                 " giving up after %g s)", self.taskloom_path, waited, self.lock_timeout)
 
