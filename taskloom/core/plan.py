@@ -92,35 +92,56 @@ class RunPlan:
             self.states[tid] = TaskState(state)
             if self.states[tid] is not TaskState.PENDING:
                 self._started.add(tid)
+        # Each task's joins, kept up to date as its upstream tasks end (each edge is judged once, when its source
+        # ends), so that a join of 500 edges costs nothing per end instead of a walk of all 500 every time.
+        self._open = {tid: 0 for tid in workflow.tasks}  # incoming edges whose source has not ended
+        self._met = {tid: 0 for tid in workflow.tasks}  # incoming edges satisfied
+        self._unmet: dict[str, dict[Edge, str]] = {tid: {} for tid in workflow.tasks}  # why the others are not
+        for tid in workflow.tasks:
+            for edge in workflow.incoming(tid):
+                if self.states[edge.source] in TERMINAL_TASK_STATES:
+                    self._judge(edge)
+                else:
+                    self._open[tid] += 1
+
+    def _judge(self, edge: Edge) -> None:
+        """Count ``edge`` met or unmet now that its source has ended."""
+        state = self.states[edge.source]
+        output = self.outputs.get(edge.source)
+        if edge_satisfied(edge, state, output):
+            self._met[edge.target] += 1
+        else:
+            self._unmet[edge.target][edge] = _describe(edge, state, output)
+
+    def _ended(self, task_id: str, state: TaskState) -> None:
+        """Set a terminal state and judge the task's outgoing edges (once: a task ends once per plan)."""
+        was = self.states[task_id]
+        self.states[task_id] = state
+        if was in TERMINAL_TASK_STATES:
+            return
+        for edge in self.workflow.outgoing(task_id):
+            self._open[edge.target] -= 1
+            self._judge(edge)
 
     def _join(self, task_id: str) -> tuple[str, str]:
         """``("start"|"wait"|"skip", reason)`` for a pending task."""
-        incoming = self.workflow.incoming(task_id)
-        if not incoming:
+        if not self.workflow.incoming(task_id):
             return "start", ""
-        join = self.workflow.tasks[task_id].join
-        unmet: list[str] = []
-        waiting = False
-        any_met = False
-        for edge in incoming:
-            state = self.states[edge.source]
-            if state not in TERMINAL_TASK_STATES:
-                waiting = True
-                continue
-            output = self.outputs.get(edge.source)
-            if edge_satisfied(edge, state, output):
-                any_met = True
-            else:
-                unmet.append(_describe(edge, state, output))
-        if join == "all":
+        waiting, unmet = self._open[task_id] > 0, self._unmet[task_id]
+        if self.workflow.tasks[task_id].join == "all":
             if unmet:
-                return "skip", "; ".join(unmet)
+                return "skip", self._why(task_id)
             return ("wait", "") if waiting else ("start", "")
         if waiting:
             return "wait", ""
-        if any_met:
+        if self._met[task_id]:
             return "start", ""
-        return "skip", "no incoming edge satisfied: " + "; ".join(unmet)
+        return "skip", "no incoming edge satisfied: " + self._why(task_id)
+
+    def _why(self, task_id: str) -> str:
+        """The unmet incoming edges of ``task_id``, in the document's order."""
+        unmet = self._unmet[task_id]
+        return "; ".join(unmet[edge] for edge in self.workflow.incoming(task_id) if edge in unmet)
 
     def ready(self) -> list[str]:
         """Pending tasks whose join is satisfied and that were not handed out yet, in document order."""
@@ -151,9 +172,9 @@ class RunPlan:
         state = TaskState(state)
         if state not in TERMINAL_TASK_STATES:
             raise ValueError(f"task {task_id!r}: {state} is not a terminal state")
-        self.states[task_id] = state
         if state is TaskState.SUCCEEDED:
             self.outputs[task_id] = output
+        self._ended(task_id, state)
         return self._propagate_skips([e.target for e in self.workflow.outgoing(task_id)])
 
     def _propagate_skips(self, candidates: Iterable[str]) -> list[tuple[str, str]]:
@@ -167,7 +188,7 @@ class RunPlan:
             verdict, reason = self._join(tid)
             if verdict != "skip":
                 continue
-            self.states[tid] = TaskState.SKIPPED
+            self._ended(tid, TaskState.SKIPPED)
             self.skip_reasons[tid] = reason
             self._started.add(tid)
             skipped.append((tid, reason))
@@ -177,6 +198,10 @@ class RunPlan:
     def initial_skips(self) -> list[tuple[str, str]]:
         """Skips implied by states given at construction (a resumed run)."""
         return self._propagate_skips(list(self.workflow.tasks))
+
+    def end(self, task_id: str, state: TaskState) -> None:
+        """Record a terminal state the run's end decided (cancelled, timed out): no skips follow from it."""
+        self._ended(task_id, TaskState(state))
 
     def pending(self) -> list[str]:
         """Tasks that have not ended."""

@@ -579,14 +579,14 @@ class Runner:
                 item.attempt_id, final, at=item.at, exit_code=item.result.exit_code,
                 signal=item.result.signal, error=message, output=item.result.output,
             )
-            self._plan.states[item.task_id] = final
+            self._plan.end(item.task_id, final)
             self.journal.task_changed(self._run_id, item.task_id, final, was=TaskState.RUNNING, at=item.at,
                                       error=message)
 
     def _end_pending(self, status: TaskState, reason: str) -> None:
         now = self.clock()
         for task_id in self._plan.pending():
-            self._plan.states[task_id] = status
+            self._plan.end(task_id, status)
             reason_column = reason if status is TaskState.SKIPPED else None
             self.journal.task_changed(
                 self._run_id, task_id, status, was=TaskState.PENDING, at=now, next_attempt_at=None,
