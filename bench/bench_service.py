@@ -212,7 +212,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def count_from_store(ws: Workspace, name: str) -> tuple[int, int, int]:
     """(runs, runs that succeeded, task attempts) of workflow ``name``, read from the store."""
-    runs = ws.db.execute("SELECT count(*), sum(status = 'succeeded') FROM runs WHERE workflow = ?", [name]).fetchone()
+    runs = ws.db.execute("SELECT count(*), count(*) FILTER (WHERE status = 'succeeded') FROM runs WHERE workflow = ?", [name]).fetchone()
     attempts = ws.db.execute(
         "SELECT count(*) FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.workflow = ?", [name]).fetchone()
     return int(runs[0]), int(runs[1] or 0), int(attempts[0])
