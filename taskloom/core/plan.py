@@ -94,9 +94,9 @@ class RunPlan:
                 self._started.add(tid)
         # Each task's joins, kept up to date as its upstream tasks end (each edge is judged once, when its source
         # ends), so that a join of 500 edges costs nothing per end instead of a walk of all 500 every time.
+        # The rest of a task's incoming edges are met (they are distinct: validation refuses a duplicate edge).
         self._open = {tid: 0 for tid in workflow.tasks}  # incoming edges whose source has not ended
-        self._met = {tid: 0 for tid in workflow.tasks}  # incoming edges satisfied
-        self._unmet: dict[str, dict[Edge, str]] = {tid: {} for tid in workflow.tasks}  # why the others are not
+        self._unmet: dict[str, dict[Edge, str]] = {tid: {} for tid in workflow.tasks}  # ended edges not met, and why
         for tid in workflow.tasks:
             for edge in workflow.incoming(tid):
                 if self.states[edge.source] in TERMINAL_TASK_STATES:
@@ -105,12 +105,10 @@ class RunPlan:
                     self._open[tid] += 1
 
     def _judge(self, edge: Edge) -> None:
-        """Count ``edge`` met or unmet now that its source has ended."""
+        """Note why ``edge`` is not met, if it is not, now that its source has ended."""
         state = self.states[edge.source]
         output = self.outputs.get(edge.source)
-        if edge_satisfied(edge, state, output):
-            self._met[edge.target] += 1
-        else:
+        if not edge_satisfied(edge, state, output):
             self._unmet[edge.target][edge] = _describe(edge, state, output)
 
     def _ended(self, task_id: str, state: TaskState) -> None:
@@ -125,7 +123,8 @@ class RunPlan:
 
     def _join(self, task_id: str) -> tuple[str, str]:
         """``("start"|"wait"|"skip", reason)`` for a pending task."""
-        if not self.workflow.incoming(task_id):
+        incoming = self.workflow.incoming(task_id)
+        if not incoming:
             return "start", ""
         waiting, unmet = self._open[task_id] > 0, self._unmet[task_id]
         if self.workflow.tasks[task_id].join == "all":
@@ -134,7 +133,7 @@ class RunPlan:
             return ("wait", "") if waiting else ("start", "")
         if waiting:
             return "wait", ""
-        if self._met[task_id]:
+        if len(unmet) < len(incoming):  # every edge ended, and not all of them unmet
             return "start", ""
         return "skip", "no incoming edge satisfied: " + self._why(task_id)
 
