@@ -64,7 +64,7 @@ class LogBuffer:
         self._cond = threading.Condition()
         self._write_lock = threading.RLock()  # held across a flush, or by the runner's open transaction
         self._closed = False
-        self._in_flight = 0  # flushes writing lines they took from the buffer (under _write_lock)
+        self._writing = False  # a flush is writing lines it took from the buffer (set under _write_lock)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="taskloom-logs", daemon=True)
         self._thread.start()
@@ -101,12 +101,12 @@ class LogBuffer:
         if self._error is not None:
             raise self._error
         with self._cond:
-            if not self._lines and not self._in_flight:
+            if not self._lines and not self._writing:
                 return  # nothing to write, and no other thread is writing lines taken before this call
         with self._write_lock:
             with self._cond:
                 lines, self._lines, self._chars = self._lines, [], 0
-                self._in_flight += bool(lines)
+                self._writing = bool(lines)
                 self._cond.notify_all()
             try:
                 for chunk in self._chunks(lines):
@@ -118,7 +118,7 @@ class LogBuffer:
                     self._wrote(started, time.monotonic())
             finally:
                 with self._cond:
-                    self._in_flight -= bool(lines)
+                    self._writing = False
 
     def _chunks(self, lines: list[LogLine]) -> Iterator[list[LogLine]]:
         """``lines`` in pieces of at most chunk_lines lines and (unless one line is longer) chunk_chars characters."""
