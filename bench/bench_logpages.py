@@ -31,6 +31,7 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -149,8 +150,6 @@ def measure(label: str, home: Path, url: str | None, lines: int, repeat: int) ->
 
     from taskloom.storage.db import connect
     from taskloom.storage.runs import log_page
-
-    import os
 
     from taskloom.storage.home import DATABASE_URL_ENV
 

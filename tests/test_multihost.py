@@ -297,9 +297,11 @@ def test_a_cut_off_hosts_waiting_writer_does_not_inherit_the_write_lock(tmp_path
         url = fresh_database(server.url)
         host = subprocess.Popen(
             one.command(sys.executable, "-c", _HOLD_AND_WAIT, url.replace("127.0.0.1", one.gateway), "3"),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            assert host.stdout.readline().strip() == "held"
+            if host.stdout.readline().strip() != "held":
+                host.kill()
+                raise AssertionError(f"the cut-off host's program did not take the lock: {host.communicate()[1]}")
             with psycopg.connect(url, autocommit=True) as conn:
                 wait_for(lambda: conn.execute(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0],
