@@ -376,7 +376,7 @@ def _wake(request: Request) -> None:
 def _stored_target(ws: Workspace, name: str) -> Target:
     """A stored workflow to run (never a file path, unlike ``Workspace.target``)."""
     info, doc = get_document(ws.db, name)
-    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
 
 
 # -- system -----------------------------------------------------------------------

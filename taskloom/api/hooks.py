@@ -45,7 +45,7 @@ from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.core.model import Workflow
 from taskloom.storage.runends import RunEnds
 from taskloom.storage.db import StorageError
-from taskloom.storage.workflows import NotFound, get_document, is_paused
+from taskloom.storage.workflows import NotFound, document_by_hash, get_version, is_paused
 from taskloom.storage.store import Target, UserError, Workspace
 
 __all__ = ["add_hooks", "RESPOND_TIMEOUT", "REFUSED"]
@@ -190,14 +190,14 @@ def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lamb
 
 
 def _target(ws: Workspace, parsed: dict[tuple[str, int], Workflow], name: str) -> Target:
-    """The workflow's current version, parsed once per version (a webhook is called again and again)."""
-    info, doc = get_document(ws.db, name)
+    """The workflow's current version, read and parsed once per version (a webhook is called again and again)."""
+    info = get_version(ws.db, name)
     workflow = parsed.get((name, info.version))
     if workflow is None:
         if len(parsed) > 1000:
             parsed.clear()
-        workflow = parsed[(name, info.version)] = Workflow.from_document(doc)
-    return Target(doc, workflow, info.version, "store", info.folder)
+        workflow = parsed[(name, info.version)] = Workflow.from_document(document_by_hash(ws.db, info.document))
+    return Target(dict(workflow.document), workflow, info.version, "store", info.folder, info.document)
 
 
 def _handle(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,

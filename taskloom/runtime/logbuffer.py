@@ -34,7 +34,11 @@ __all__ = ["LogBuffer", "AttemptLog"]
 
 
 class LogBuffer:
-    """A thread-safe buffer of :class:`LogLine` flushed in batches by its own thread."""
+    """A thread-safe buffer of :class:`LogLine` flushed in batches by its own thread.
+
+    The thread starts with the first line: a run whose steps log nothing
+    (in-process transforms behind a webhook) costs no thread start and join.
+    """
 
     def __init__(
         self,
@@ -66,12 +70,18 @@ class LogBuffer:
         self._closed = False
         self._writing = False  # a flush is writing lines it took from the buffer (set under _write_lock)
         self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None  # started by the first line: most runs of in-process steps log none
+
+    def _start_flusher(self) -> None:
+        """Start the flusher thread (under ``_cond``, on the first line appended)."""
         self._thread = threading.Thread(target=self._loop, name="taskloom-logs", daemon=True)
         self._thread.start()
 
     def append(self, line: LogLine) -> None:
         """Queue ``line``; block while the buffer is full (the flusher empties it)."""
         with self._cond:
+            if self._thread is None and not self._closed:
+                self._start_flusher()
             while (
                 len(self._lines) >= self._max_pending or (self._lines and self._chars >= self._max_pending_chars)
             ) and not self._closed:
@@ -164,5 +174,7 @@ class LogBuffer:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         self.flush()

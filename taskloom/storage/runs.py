@@ -178,10 +178,17 @@ def create_run(
     owner: str | None = None,
     folder: str | None = None,
     started_by: str | None = None,
+    digest: str | None = None,
 ) -> int:
-    """Record a queued run of ``doc`` with every task pending; return its id."""
+    """Record a queued run of ``doc`` with every task pending; return its id.
+
+    ``digest`` is the hash of ``doc`` when it is stored already (a stored
+    version's document): the run references that row, and the document is not
+    serialized and hashed again. Stored documents are never deleted.
+    """
     with write_txn(db):
-        digest = put_document(db, doc, at=at)
+        if digest is None:
+            digest = put_document(db, doc, at=at)
         cursor = db.execute(
             "INSERT INTO runs (workflow, version, document, status, trigger, trigger_id, trigger_payload, params,"
             " logical_time, created, parent_run_id, source, owner, folder, started_by)"

@@ -122,6 +122,9 @@ class Target:
     source: str  # "store" | "file"
     #: the folder relative paths resolve against: the file's, or the stored version's (None: the home)
     folder: str | None = None
+    #: the hash of the stored document (a stored version's): a run of it references that row as it is,
+    #: without serializing and hashing the document again (None: a file's, stored with its first run)
+    digest: str | None = None
 
 
 def cli_actor() -> str:
@@ -316,7 +319,7 @@ class Workspace:
         try:
             if parsed is None:
                 info, doc = get_document(self.db, name_or_file)
-                return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+                return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
             info = get_version(self.db, name_or_file)
             workflow = parsed.get((info.workflow, info.version))
             if workflow is None:
@@ -324,7 +327,7 @@ class Workspace:
                     document_by_hash(self.db, info.document))
         except NotFound as exc:
             raise UserError(str(exc)) from None
-        return Target(dict(workflow.document), workflow, info.version, "store", info.folder)
+        return Target(dict(workflow.document), workflow, info.version, "store", info.folder, info.document)
 
     # -- runs ---------------------------------------------------------------
 
@@ -377,7 +380,7 @@ class Workspace:
         except ParamError as exc:
             raise UserError(str(exc)) from None
         run_id = create_run(
-            self.db, target.document, at=time.time(), params=resolved, version=target.version,
+            self.db, target.document, at=time.time(), params=resolved, version=target.version, digest=target.digest,
             trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
             source=target.source, owner=owner, folder=target.folder,
             started_by=started_by or (self.actor.name if self.actor is not None and trigger in _ASKED

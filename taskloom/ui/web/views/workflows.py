@@ -105,7 +105,7 @@ def _store_target(ws: Workspace, name: str) -> Target:
         info, doc = get_document(ws.db, name)
     except NotFound as exc:
         raise UserError(str(exc)) from None
-    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder)
+    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
 
 
 def create_workflow(ws: Workspace, doc: dict[str, Any], *, message: str) -> VersionInfo:
