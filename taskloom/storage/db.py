@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator, Protocol, Union
 from taskloom.core.errors import StorageError
 
 from taskloom.storage import failpoints
+from taskloom.storage.groupcommit import Group, Writer
 from taskloom.storage.schema_state import is_postgres_url
 from taskloom.storage.sqlite import DRIVER, sqlite3, sqlite_utils
 
@@ -272,23 +273,24 @@ def database_location(db: Database) -> str:
     return str(_path_of(db)) if backend_of(db) == "sqlite" else db.taskloom_path
 
 
-_writers: dict[str, threading.RLock] = {}
+_writers: dict[str, Writer] = {}
 _writers_lock = threading.Lock()
 
 
-def _writer_of(path: Path) -> threading.RLock:
+def _writer_of(path: Path) -> Writer:
     """The lock this process's connections to the SQLite file ``path`` take around a write transaction.
 
     SQLite lets one connection write at a time, and one that finds the lock
     taken sleeps in its busy handler (1, 2, 5, 10 ms and up) before it asks
     again: with twenty runs of one process writing at once, most of their time
     went to those sleeps. Queued on a lock of this process instead, the next
-    writer starts the moment the last one commits; other processes still meet
-    SQLite's own lock and busy handler.
+    writer starts the moment the last one is done, and transactions that
+    arrive together share one commit (:mod:`taskloom.storage.groupcommit`);
+    other processes still meet SQLite's own lock and busy handler.
     """
     key = os.path.realpath(path)
     with _writers_lock:
-        return _writers.setdefault(key, threading.RLock())
+        return _writers.setdefault(key, Writer())
 
 
 def _path_of(db: sqlite_utils.Database) -> Path:
@@ -339,9 +341,14 @@ def write_txn(
         if db.conn.in_transaction:
             yield db
             return
-        writer = getattr(db, "writer", None)
+        writer: Writer | None = getattr(db, "writer", None)
         # Bounded: past the lock timeout, BEGIN IMMEDIATE meets SQLite's lock and reports it as usual.
         held = writer is not None and writer.acquire(timeout=float(getattr(db, "lock_timeout", LOCK_TIMEOUT)))
+        group = writer.take_open() if held else None
+        if group is not None:
+            with _joined(db, group, writer, on_begin):
+                yield db
+            return
         if not durable:
             db.conn.execute("PRAGMA synchronous = NORMAL")
         try:
@@ -350,14 +357,17 @@ def write_txn(
                 if on_begin is not None:
                     on_begin()
                 yield db
-                failpoints.hit("storage.commit")
-                db.conn.execute("COMMIT")
-            except sqlite3.Error as exc:  # from the caller's statements or from COMMIT itself
+            except sqlite3.Error as exc:  # from the caller's statements
                 _rollback(db)
                 raise storage_error(exc, _path_of(db)) or exc from None
             except BaseException:
                 _rollback(db)
                 raise
+            if held and durable:
+                held = False  # finish() releases it
+                writer.finish(Group(db.conn), _committer(db))
+            else:
+                _commit(db, db.conn)
         finally:
             if not durable:
                 db.conn.execute("PRAGMA synchronous = FULL")
@@ -365,11 +375,73 @@ def write_txn(
                 writer.release()
 
 
-def _rollback(db: sqlite_utils.Database) -> None:
-    # SQLITE_FULL and friends may already have rolled back; that is fine.
-    if db.conn.in_transaction:
+def _commit(db: sqlite_utils.Database, conn: Any) -> None:
+    """COMMIT the transaction open on ``conn``; roll it back and raise :class:`StorageError` if that fails."""
+    try:
+        failpoints.hit("storage.commit")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback_conn(conn)
+        raise storage_error(exc, _path_of(db)) or exc from None
+    except BaseException:
+        _rollback_conn(conn)
+        raise
+
+
+def _committer(db: sqlite_utils.Database) -> Callable[[Group], None]:
+    """How a group's last member commits it for all: a failure is every member's error."""
+    def commit(group: Group) -> None:
         try:
-            db.conn.execute("ROLLBACK")
+            _commit(db, group.conn)
+        except BaseException as exc:
+            group.error = exc
+            raise
+    return commit
+
+
+@contextmanager
+def _joined(db: sqlite_utils.Database, group: Group, writer: Writer,
+            on_begin: Callable[[], None] | None) -> Iterator[None]:
+    """Run one ``write_txn`` block inside ``group``'s open transaction, under a savepoint of its own
+    (:mod:`taskloom.storage.groupcommit`); return once the group is committed."""
+    own, db.conn = db.conn, group.conn
+    group.members += 1
+    try:
+        group.conn.execute("SAVEPOINT taskloom_member")
+        try:
+            if on_begin is not None:
+                on_begin()
+            yield
+        except BaseException as exc:
+            if not group.conn.in_transaction:  # SQLite rolled the whole transaction back (a full disk, an I/O error)
+                group.error = storage_error(exc, _path_of(db)) or exc if isinstance(exc, sqlite3.Error) else exc
+                group.done.set()
+                writer.release()
+            else:
+                group.conn.execute("ROLLBACK TO taskloom_member")
+                group.conn.execute("RELEASE taskloom_member")
+                try:
+                    writer.finish(group, _committer(db))  # the others' changes are still to be committed
+                except BaseException:
+                    pass  # this member reports its own error
+            if isinstance(exc, sqlite3.Error):
+                raise storage_error(exc, _path_of(db)) or exc from None
+            raise
+        group.conn.execute("RELEASE taskloom_member")
+        writer.finish(group, _committer(db))
+    finally:
+        db.conn = own
+
+
+def _rollback(db: sqlite_utils.Database) -> None:
+    _rollback_conn(db.conn)
+
+
+def _rollback_conn(conn: Any) -> None:
+    # SQLITE_FULL and friends may already have rolled back; that is fine.
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # SQLite rolls back on its own when it cannot (sqlite.org/lang_transaction.html)
 
