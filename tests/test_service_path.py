@@ -184,3 +184,52 @@ def test_a_large_upstream_output_in_rendered_params_is_stored_as_its_reference_n
     assert ref == upstream["$taskloom_spilled"]  # the upstream attempt's own file: nothing written twice
     kept = ws.run(run_id).tasks["use"].output["$taskloom_spilled"]  # its own output is kept apart, as documented
     assert json.loads((Path(ws.home) / kept["path"]).read_text()) == {"got": "x" * 3_000_000, "small": 2}
+
+
+def test_a_webhook_is_authenticated_created_and_run_on_one_run_thread_and_answered_before_a_long_run(ws, home):
+    """The request passes from the event loop to one run thread and back: no request thread in between.
+    A webhook that does not wait for its run gets 202 while the run still runs; a refused one starts nothing."""
+    seen: dict[str, str] = {}
+    doc = make_doc([{"id": "first", "type": "transform", "params": {"value": 1}},
+                    {"id": "slow", "type": "shell", "params": {"command": "sleep 1.5"}}],
+                   [{"from": "first", "to": "slow"}], name="hook",
+                   triggers=[{"id": "call", "type": "webhook"}], settings={"overlap": "allow"})
+    ws.save(doc)
+    headers = {"Authorization": f"Bearer {webhook_token(ws.db, 'hook', 'call')}"}
+    service, thread, app = _app_with_scheduler(home)
+    import taskloom.api.hooks as hooks
+
+    real_handle = hooks._handle
+
+    def spy(ws_, *args, **kwargs):
+        seen["handled on"] = threading.current_thread().name
+        return real_handle(ws_, *args, **kwargs)
+
+    real_execute = service._execute
+
+    def execute_spy(run_id, *args, **kwargs):
+        seen["inline"] = "yes" if kwargs.get("slot") is not None else "no"
+        return real_execute(run_id, *args, **kwargs)
+
+    hooks._handle = spy
+    service._execute = execute_spy
+    try:
+        with TestClient(app) as client:
+            started = time.monotonic()
+            reply = client.post("/hooks/hook/call", json={}, headers=headers)
+            answered = time.monotonic() - started
+            refused = client.post("/hooks/hook/call", json={}, headers={"Authorization": "Bearer wrong"})
+            run_id = reply.json()["run_id"]
+            deadline = time.monotonic() + 20
+            while ws.run(run_id).status != "succeeded" and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        hooks._handle = real_handle
+        service.stop()
+        thread.join(30)
+    assert reply.status_code == 202 and reply.json()["status"] == "queued"
+    assert answered < 1.0, f"the 202 waited {answered:.2f} s: for the run, not just for its creation"
+    assert refused.status_code == 401
+    assert seen["handled on"] == "webhook" and seen["inline"] == "yes"
+    assert ws.run(run_id).status == "succeeded"
+    assert ws.db.execute("SELECT count(*) FROM runs WHERE workflow = 'hook'").fetchone()[0] == 1

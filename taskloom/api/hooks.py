@@ -10,9 +10,11 @@ credentials learns nothing, not even which names exist. The reason goes to
 the service's log, for the operator.
 
 The hot path. When the scheduler serves this API in its own process (``runs``),
-the run is created owned by it and handed to a run thread at once, with the
-workflow parsed once per version; otherwise it is queued for a scheduler
-elsewhere. With ``"respond": "run"`` the request waits for the run and returns
+one of its run threads takes the request: it authenticates it, creates the run
+owned by this scheduler and runs it, with the workflow parsed once per version
+(:meth:`taskloom.runtime.scheduler.Scheduler.serve`); the request passes from
+the event loop to that thread and back, and to no other. Otherwise the run is
+queued for a scheduler elsewhere. With ``"respond": "run"`` the request waits for the run and returns
 its outputs, so a workflow can serve as an HTTP API. The wait holds no thread
 and polls nothing: the run's end resolves a future
 (:class:`taskloom.storage.runends.RunEnds`), from the run thread when this
@@ -23,6 +25,7 @@ Requests share a few open connections to the store instead of opening one each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -36,6 +39,7 @@ from contextlib import contextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from taskloom.core.model import Trigger
 from taskloom.core.validation import MAX_DEPTH
@@ -68,20 +72,20 @@ def _refused(name: str, trigger_id: str, reason: str) -> JSONResponse:
     return JSONResponse(REFUSED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _authorized(ws: Workspace, name: str, trigger: Trigger, request: Request, body: bytes) -> str | None:
+def _authorized(ws: Workspace, name: str, trigger: Trigger, headers: Headers, body: bytes) -> str | None:
     """None when the request may fire the trigger, else why not."""
     store = SecretStore(ws.db, ws.home)
     try:
         if trigger.config.get("secret"):
             key = store.get(trigger.config["secret"]).encode()
             expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-            given = request.headers.get("x-hub-signature-256", "")
+            given = headers.get("x-hub-signature-256", "")
             return None if hmac.compare_digest(given, expected) else "bad or missing X-Hub-Signature-256"
         token = store.get(trigger.config["token_secret"]) if trigger.config.get("token_secret") else webhook_token(
             ws.db, name, trigger.id)
     except SecretError as exc:
         return f"the trigger's secret cannot be read: {exc}"
-    given = request.headers.get("authorization", "")
+    given = headers.get("authorization", "")
     if not token or not hmac.compare_digest(given, f"Bearer {token}"):
         return "bad or missing bearer token"
     return None
@@ -168,6 +172,7 @@ def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lamb
     are queued and ``wake`` is called.
     """
     starter = runs if runs is not None else _Queued(home, wake)
+    serve = getattr(runs, "serve", None)
     connections = _Connections(home)
     parsed: dict[tuple[str, int], Workflow] = {}
 
@@ -175,7 +180,12 @@ def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lamb
               description="Starts a run of WORKFLOW with the JSON body as trigger.payload.")
     async def hook(workflow: str, trigger_id: str, request: Request) -> Any:
         body = await request.body()  # the raw bytes: the HMAC is over them, not over parsed JSON
-        started = await run_in_threadpool(_handle, connections, parsed, starter, workflow, trigger_id, request, body)
+        if serve is not None:  # one run thread authenticates, creates and runs (see the module's docstring)
+            started = await asyncio.wrap_future(serve(functools.partial(
+                _handle_on_run_thread, parsed, starter, workflow, trigger_id, request.headers, body)))
+        else:
+            started = await run_in_threadpool(_handle_queued, connections, parsed, starter, workflow, trigger_id,
+                                              request.headers, body)
         if not isinstance(started, tuple):
             return started
         run_id, future = started
@@ -200,24 +210,44 @@ def _target(ws: Workspace, parsed: dict[tuple[str, int], Workflow], name: str) -
     return Target(dict(workflow.document), workflow, info.version, "store", info.folder, info.document)
 
 
-def _handle(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,
-            trigger_id: str, request: Request, body: bytes) -> Any:
-    """Authenticate and start the run (on a worker thread): a response, or ``(run_id, future or None)``."""
+def _handle_queued(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,
+                   trigger_id: str, headers: Headers, body: bytes) -> Any:
+    """Authenticate and queue the run (on a worker thread): a response, or ``(run_id, future or None)``."""
     with connections.workspace() as ws:
-        try:
-            target = _target(ws, parsed, name)
-        except NotFound:
-            return _refused(name, trigger_id, "no such workflow")
-        trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)
-        if trigger is None or trigger.config.get("enabled", True) is False:
-            return _refused(name, trigger_id, "the workflow has no enabled webhook trigger of that id")
-        refused = _authorized(ws, name, trigger, request, body)
-        if refused:
-            return _refused(name, trigger_id, refused)
-        if is_paused(ws.db, name):
-            return _error(409, f"workflow {name!r} is paused; resume it with: taskloom resume {name}")
-        payload, problem = _payload(body)
-        if problem:
-            return _error(400, problem, field="body")
-        return starter.start_now(ws, target, trigger="webhook", trigger_id=trigger_id, payload=payload,
-                                 expect=trigger.config.get("respond") == "run")
+        return _handle(ws, parsed, starter, name, trigger_id, headers, body)
+
+
+def _handle_on_run_thread(parsed: dict[tuple[str, int], Workflow], starter: Any, name: str, trigger_id: str,
+                          headers: Headers, body: bytes, slot: Any, reply: Callable[[Any], None]) -> None:
+    """Authenticate, start the run and run it here when there is room (a run thread of the scheduler's):
+    ``reply`` gets a response, or ``(run_id, future or None)`` once the run is created."""
+    try:
+        reply(_handle(slot.get(), parsed, starter, name, trigger_id, headers, body, slot=slot, reply=reply))
+    except (StorageError, UserError):
+        slot.discard()  # the connection may be broken: the thread's next job opens a new one
+        raise
+
+
+def _handle(ws: Workspace, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str, trigger_id: str,
+            headers: Headers, body: bytes, **here: Any) -> Any:
+    """Authenticate and start the run: a response, or ``(run_id, future or None)``.
+
+    ``here``: the ``slot`` and ``reply`` of the run thread this is on (:meth:`Scheduler.serve`).
+    """
+    try:
+        target = _target(ws, parsed, name)
+    except NotFound:
+        return _refused(name, trigger_id, "no such workflow")
+    trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)
+    if trigger is None or trigger.config.get("enabled", True) is False:
+        return _refused(name, trigger_id, "the workflow has no enabled webhook trigger of that id")
+    refused = _authorized(ws, name, trigger, headers, body)
+    if refused:
+        return _refused(name, trigger_id, refused)
+    if is_paused(ws.db, name):
+        return _error(409, f"workflow {name!r} is paused; resume it with: taskloom resume {name}")
+    payload, problem = _payload(body)
+    if problem:
+        return _error(400, problem, field="body")
+    return starter.start_now(ws, target, trigger="webhook", trigger_id=trigger_id, payload=payload,
+                             expect=trigger.config.get("respond") == "run", **here)

@@ -52,6 +52,13 @@ class Job:
         self.name = name
         self._done = threading.Event()
 
+    def run(self, slot: Slot) -> None:
+        """Do the work on this thread (it reports its own errors); then it is done."""
+        try:
+            self.work(slot)
+        finally:
+            self._done.set()
+
     def join(self, timeout: float | None = None) -> None:
         self._done.wait(timeout)
 
@@ -73,11 +80,9 @@ class _Worker:
                 job = self.job
                 threading.current_thread().name = job.name
                 try:
-                    job.work(slot)
+                    job.run(slot)
                 except Exception:  # the work reports its own errors; its connection may be broken
                     slot.discard()
-                finally:
-                    job._done.set()
                 self.job = self.pool._next(self)
         finally:
             slot.discard()

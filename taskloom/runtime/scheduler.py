@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -641,8 +642,37 @@ class Scheduler:
             if claim_requested_run(self.ws.db, run_id, self.owner):
                 self._execute(run_id)
 
+    def serve(self, handle: Callable[[Slot, Callable[[Any], None]], None], name: str = "webhook") -> Future[Any]:
+        """Run ``handle(slot, reply)`` on a run thread; the future holds what it replied, or what it raised.
+
+        The API's hot path: a webhook request is authenticated, its run
+        created and, when this scheduler has room, run on one thread (with
+        :meth:`start_now`'s ``slot``), instead of passing from a request
+        thread to a run thread. ``reply`` answers the request (the first call
+        counts), as soon as the run is created.
+        """
+        future: Future[Any] = Future()
+
+        def reply(value: Any) -> None:
+            if not future.done():
+                future.set_result(value)
+
+        def work(slot: Slot) -> None:
+            try:
+                handle(slot, reply)
+            except BaseException as exc:  # the request's error, raised where the request waits
+                if not future.done():
+                    future.set_exception(exc)
+            finally:
+                if not future.done():
+                    future.set_exception(RuntimeError("the webhook's handler ended without an answer"))
+
+        self._run_threads.submit(Job(work, name))
+        return future
+
     def start_now(self, ws: Workspace, target: Any, *, trigger: str, trigger_id: str | None = None,
-                  payload: Any = None, expect: bool = False) -> tuple[int, Any]:
+                  payload: Any = None, expect: bool = False, slot: Slot | None = None,
+                  reply: Callable[[Any], None] | None = None) -> tuple[int, Any]:
         """Start a run of ``target`` at once, on a thread of this process when it has room (the API's hot path).
 
         The run is created owned by this scheduler and handed to a run thread
@@ -651,6 +681,9 @@ class Scheduler:
         id, it is created queued for whichever scheduler has room. With
         ``expect``, also returns a future answered when the run ends
         (:class:`taskloom.storage.runends.RunEnds`), else None.
+
+        ``slot``: called on a run thread (:meth:`serve`), the run runs on this
+        thread, and ``reply`` gets ``(run_id, future)`` as soon as the run is created.
         """
         with self._lock:
             here = bool(self.owner) and not self.stop_event.is_set() and (
@@ -666,18 +699,22 @@ class Scheduler:
                     self._reserved -= 1
             raise
         future = self.run_ends.expect(run_id) if expect else None
+        if reply is not None:
+            reply((run_id, future))  # before the run: the request waits on ``future`` with its own timeout
         if here:
-            self._execute(run_id, target.workflow, reserved=True)
+            self._execute(run_id, target.workflow, reserved=True, slot=slot)
         else:
             self.wake()
             if future is not None:
                 self.run_ends.watch_elsewhere(run_id)
         return run_id, future
 
-    def _execute(self, run_id: int, workflow: Workflow | None = None, *, reserved: bool = False) -> None:
+    def _execute(self, run_id: int, workflow: Workflow | None = None, *, reserved: bool = False,
+                 slot: Slot | None = None) -> None:
         """Run ``run_id`` on a run thread; ``workflow`` is its workflow when parsed already (the run does not parse it).
 
         ``reserved``: :meth:`start_now` counted the run against ``max_runs`` before it had a thread.
+        ``slot``: this is a run thread already (:meth:`serve`): run it here, and return once it has ended.
         """
         def work(slot: Slot) -> None:
             runners: list[Any] = []
@@ -717,7 +754,15 @@ class Scheduler:
             if reserved:
                 self._reserved -= 1
             self._active.threads[run_id] = job
-        self._run_threads.submit(job)
+        if slot is None:
+            self._run_threads.submit(job)
+            return
+        thread = threading.current_thread()
+        named, thread.name = thread.name, job.name
+        try:
+            job.run(slot)
+        finally:
+            thread.name = named
 
     def _strand(self, run_id: int, exc: Exception) -> None:
         """Remember a run stopped by a storage error, to resume it once the database can be written."""

@@ -415,6 +415,7 @@ def _joined(db: sqlite_utils.Database, group: Group, writer: Writer,
         except BaseException as exc:
             if not group.conn.in_transaction:  # SQLite rolled the whole transaction back (a full disk, an I/O error)
                 group.error = storage_error(exc, _path_of(db)) or exc if isinstance(exc, sqlite3.Error) else exc
+                assert group.done is not None  # a joined group was handed on
                 group.done.set()
                 writer.release()
             else:

@@ -57,7 +57,9 @@ class Group:
         self.conn = conn
         self.members = 1
         self.started = time.monotonic()
-        self.done = threading.Event()
+        #: set once the group's transaction is committed or rolled back (made when first handed on: most
+        #: transactions commit alone, and an Event each would cost them)
+        self.done: threading.Event | None = None
         #: why the group's transaction was not committed (every member raises it), or None
         self.error: BaseException | None = None
 
@@ -109,6 +111,8 @@ class Writer:
         error if its commit failed.
         """
         if self._waiting and self.commits_are_slow() and not group.is_full(time.monotonic()):
+            if group.done is None:
+                group.done = threading.Event()
             self._open = group
             self._lock.release()
             self._await(group, commit)
@@ -125,7 +129,8 @@ class Writer:
         try:
             commit(group)
         finally:
-            group.done.set()
+            if group.done is not None:
+                group.done.set()
             if alone and group.error is None:
                 self._alone.append(time.monotonic() - started)
             self.commits += 1
@@ -133,6 +138,7 @@ class Writer:
 
     def _await(self, group: Group, commit: Callable[[Group], None]) -> None:
         """Wait for ``group``'s commit; make it here if the waiter it was left for went away without taking it."""
+        assert group.done is not None
         while not group.done.wait(_CHECK_EVERY):
             if self._open is not group or not self._lock.acquire(blocking=False):
                 continue
