@@ -43,7 +43,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskloom.core.access import LOCAL_ADMIN, Action, Forbidden, Principal, Role, check
 from taskloom.core.errors import UserMistake
-from taskloom.core.model import Workflow
 from taskloom.storage.plugins import load_registry
 from taskloom.core.schema import schema_json
 from taskloom.core.validation import MAX_DEPTH, MAX_DOCUMENT_BYTES
@@ -375,8 +374,7 @@ def _wake(request: Request) -> None:
 
 def _stored_target(ws: Workspace, name: str) -> Target:
     """A stored workflow to run (never a file path, unlike ``Workspace.target``)."""
-    info, doc = get_document(ws.db, name)
-    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
+    return ws.stored_target(name)
 
 
 # -- system -----------------------------------------------------------------------

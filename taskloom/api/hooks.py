@@ -49,7 +49,7 @@ from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.core.model import Workflow
 from taskloom.storage.runends import RunEnds
 from taskloom.storage.db import StorageError
-from taskloom.storage.workflows import NotFound, document_by_hash, get_version, is_paused
+from taskloom.storage.workflows import NotFound, is_paused
 from taskloom.storage.store import Target, UserError, Workspace
 
 __all__ = ["add_hooks", "RESPOND_TIMEOUT", "REFUSED"]
@@ -199,17 +199,6 @@ def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lamb
         return servable(answer)
 
 
-def _target(ws: Workspace, parsed: dict[tuple[str, int], Workflow], name: str) -> Target:
-    """The workflow's current version, read and parsed once per version (a webhook is called again and again)."""
-    info = get_version(ws.db, name)
-    workflow = parsed.get((name, info.version))
-    if workflow is None:
-        if len(parsed) > 1000:
-            parsed.clear()
-        workflow = parsed[(name, info.version)] = Workflow.from_document(document_by_hash(ws.db, info.document))
-    return Target(dict(workflow.document), workflow, info.version, "store", info.folder, info.document)
-
-
 def _handle_queued(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,
                    trigger_id: str, headers: Headers, body: bytes) -> Any:
     """Authenticate and queue the run (on a worker thread): a response, or ``(run_id, future or None)``."""
@@ -235,7 +224,7 @@ def _handle(ws: Workspace, parsed: dict[tuple[str, int], Workflow], starter: Any
     ``here``: the ``slot`` and ``reply`` of the run thread this is on (:meth:`Scheduler.serve`).
     """
     try:
-        target = _target(ws, parsed, name)
+        target = ws.stored_target(name, parsed=parsed)
     except NotFound:
         return _refused(name, trigger_id, "no such workflow")
     trigger = next((t for t in target.workflow.triggers if t.id == trigger_id and t.type == "webhook"), None)

@@ -317,16 +317,28 @@ class Workspace:
             checked = self.check(self._read(path), source=str(path))
             return Target(checked.document, checked.workflow, None, "file", os.path.dirname(os.path.abspath(path)))
         try:
-            if parsed is None:
-                info, doc = get_document(self.db, name_or_file)
-                return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
-            info = get_version(self.db, name_or_file)
-            workflow = parsed.get((info.workflow, info.version))
-            if workflow is None:
-                workflow = parsed[(info.workflow, info.version)] = Workflow.from_document(
-                    document_by_hash(self.db, info.document))
+            return self.stored_target(name_or_file, parsed=parsed)
         except NotFound as exc:
             raise UserError(str(exc)) from None
+
+    def stored_target(
+        self, name: str, *, parsed: MutableMapping[tuple[str, int], Workflow] | None = None
+    ) -> Target:
+        """The stored workflow ``name`` at its current version (never a file of that name); :class:`NotFound` if none.
+
+        ``parsed`` holds workflows already built, by (name, version): a
+        version found there is neither read nor parsed again, one that is not
+        is added (past 1000 entries the cache starts again). The scheduler and
+        the webhooks keep one, since they start the same versions again and again.
+        """
+        info = get_version(self.db, name)
+        workflow = None if parsed is None else parsed.get((info.workflow, info.version))
+        if workflow is None:
+            workflow = Workflow.from_document(document_by_hash(self.db, info.document))
+            if parsed is not None:
+                if len(parsed) >= 1000:
+                    parsed.clear()
+                parsed[(info.workflow, info.version)] = workflow
         return Target(dict(workflow.document), workflow, info.version, "store", info.folder, info.document)
 
     # -- runs ---------------------------------------------------------------

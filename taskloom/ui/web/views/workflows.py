@@ -102,10 +102,9 @@ def _issue_rows(exc: UserError) -> list[dict[str, str]]:
 def _store_target(ws: Workspace, name: str) -> Target:
     """The stored workflow ``name`` (never a file of that name in the working directory)."""
     try:
-        info, doc = get_document(ws.db, name)
+        return ws.stored_target(name)
     except NotFound as exc:
         raise UserError(str(exc)) from None
-    return Target(doc, Workflow.from_document(doc), info.version, "store", info.folder, info.document)
 
 
 def create_workflow(ws: Workspace, doc: dict[str, Any], *, message: str) -> VersionInfo:
