@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from taskloom.storage.db import StorageError, connect, write_txn
 from taskloom.storage.groupcommit import GROUP_ABOVE
 
@@ -86,20 +88,14 @@ def fail() -> None:
     raise ValueError("this member's block failed")
 
 
-def test_writers_that_arrive_together_while_commits_are_slow_share_one_commit(tmp_path):
+@pytest.mark.parametrize("commit_took, expected_commits", [(SLOW, 1), (FAST, 3)], ids=["slow commits", "fast commits"])
+def test_writers_that_arrive_together_share_one_commit_only_while_commits_are_slow(tmp_path, commit_took,
+                                                                                  expected_commits):
+    """With fast commits, waiting and waking members would cost more CPU than the fsyncs saved: each commits alone."""
     path = tmp_path / "t.db"
-    raised, commits, transactions = three_writers(path, SLOW, {})
+    raised, commits, transactions = three_writers(path, commit_took, {})
     assert raised == {"A": None, "B": None, "C": None}
-    assert (commits, transactions) == (1, 3)
-    assert rows(path) == ["A", "B", "C"]
-
-
-def test_with_fast_commits_each_writer_commits_alone(tmp_path):
-    """Waiting and waking members costs more CPU than a fast fsync saves."""
-    path = tmp_path / "t.db"
-    raised, commits, transactions = three_writers(path, FAST, {})
-    assert raised == {"A": None, "B": None, "C": None}
-    assert (commits, transactions) == (3, 3)
+    assert (commits, transactions) == (expected_commits, 3)
     assert rows(path) == ["A", "B", "C"]
 
 

@@ -70,26 +70,22 @@ def test_a_flush_returns_only_after_lines_another_flush_took_are_written():
         buffer.close()
 
 
-def _flushers() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == "taskloom-logs")
-
-
 def test_the_flusher_thread_starts_with_the_first_line_and_writes_on_its_interval():
     """A run that logs nothing costs no thread; once a line comes, the flusher writes it without being asked."""
     written: list[LogLine] = []
-    before = _flushers()
     buffer = LogBuffer(written.extend, interval=0.05)
     try:
-        assert _flushers() == before, "a buffer with no lines started a thread"
+        assert buffer._thread is None, "a buffer with no lines started a thread"
         buffer.append(line(1))
-        assert _flushers() == before + 1
+        flusher = buffer._thread
+        assert flusher is not None and flusher.is_alive()
         deadline = time.monotonic() + 5
         while not written and time.monotonic() < deadline:
             time.sleep(0.01)
         assert written == [line(1)], "the flusher did not write the line on its own"
     finally:
         buffer.close()
-    assert _flushers() == before
+    assert not flusher.is_alive()
     idle = LogBuffer(written.extend)
     idle.close()  # closes without a thread to join
-    assert _flushers() == before and written == [line(1)]
+    assert idle._thread is None and written == [line(1)]

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from taskloom.api import hooks
 from taskloom.api.hooks import add_hooks
 from taskloom.runtime.execution import execute
 from taskloom.runtime.runthreads import Job, RunThreads
@@ -186,7 +187,8 @@ def test_a_large_upstream_output_in_rendered_params_is_stored_as_its_reference_n
     assert json.loads((Path(ws.home) / kept["path"]).read_text()) == {"got": "x" * 3_000_000, "small": 2}
 
 
-def test_a_webhook_is_authenticated_created_and_run_on_one_run_thread_and_answered_before_a_long_run(ws, home):
+def test_a_webhook_is_authenticated_created_and_run_on_one_run_thread_and_answered_before_a_long_run(
+        ws, home, monkeypatch):
     """The request passes from the event loop to one run thread and back: no request thread in between.
     A webhook that does not wait for its run gets 202 while the run still runs; a refused one starts nothing."""
     seen: dict[str, str] = {}
@@ -197,22 +199,18 @@ def test_a_webhook_is_authenticated_created_and_run_on_one_run_thread_and_answer
     ws.save(doc)
     headers = {"Authorization": f"Bearer {webhook_token(ws.db, 'hook', 'call')}"}
     service, thread, app = _app_with_scheduler(home)
-    import taskloom.api.hooks as hooks
+    real_handle, real_execute = hooks._handle, service._execute
 
-    real_handle = hooks._handle
-
-    def spy(ws_, *args, **kwargs):
+    def handle_spy(ws_, *args, **kwargs):
         seen["handled on"] = threading.current_thread().name
         return real_handle(ws_, *args, **kwargs)
-
-    real_execute = service._execute
 
     def execute_spy(run_id, *args, **kwargs):
         seen["inline"] = "yes" if kwargs.get("slot") is not None else "no"
         return real_execute(run_id, *args, **kwargs)
 
-    hooks._handle = spy
-    service._execute = execute_spy
+    monkeypatch.setattr(hooks, "_handle", handle_spy)
+    monkeypatch.setattr(service, "_execute", execute_spy)
     try:
         with TestClient(app) as client:
             started = time.monotonic()
@@ -224,7 +222,6 @@ def test_a_webhook_is_authenticated_created_and_run_on_one_run_thread_and_answer
             while ws.run(run_id).status != "succeeded" and time.monotonic() < deadline:
                 time.sleep(0.05)
     finally:
-        hooks._handle = real_handle
         service.stop()
         thread.join(30)
     assert reply.status_code == 202 and reply.json()["status"] == "queued"

@@ -31,6 +31,7 @@ SQLite has the WAL-reset bug.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -365,7 +366,7 @@ def write_txn(
                 raise
             if held and durable:
                 held = False  # finish() releases it
-                writer.finish(Group(db.conn), _committer(db))
+                writer.finish(Group(db.conn), functools.partial(_commit, db))
             else:
                 _commit(db, db.conn)
         finally:
@@ -388,17 +389,6 @@ def _commit(db: sqlite_utils.Database, conn: Any) -> None:
         raise
 
 
-def _committer(db: sqlite_utils.Database) -> Callable[[Group], None]:
-    """How a group's last member commits it for all: a failure is every member's error."""
-    def commit(group: Group) -> None:
-        try:
-            _commit(db, group.conn)
-        except BaseException as exc:
-            group.error = exc
-            raise
-    return commit
-
-
 @contextmanager
 def _joined(db: sqlite_utils.Database, group: Group, writer: Writer,
             on_begin: Callable[[], None] | None) -> Iterator[None]:
@@ -413,8 +403,9 @@ def _joined(db: sqlite_utils.Database, group: Group, writer: Writer,
                 on_begin()
             yield
         except BaseException as exc:
+            error = (storage_error(exc, _path_of(db)) or exc) if isinstance(exc, sqlite3.Error) else exc
             if not group.conn.in_transaction:  # SQLite rolled the whole transaction back (a full disk, an I/O error)
-                group.error = storage_error(exc, _path_of(db)) or exc if isinstance(exc, sqlite3.Error) else exc
+                group.error = error
                 assert group.done is not None  # a joined group was handed on
                 group.done.set()
                 writer.release()
@@ -422,14 +413,14 @@ def _joined(db: sqlite_utils.Database, group: Group, writer: Writer,
                 group.conn.execute("ROLLBACK TO taskloom_member")
                 group.conn.execute("RELEASE taskloom_member")
                 try:
-                    writer.finish(group, _committer(db))  # the others' changes are still to be committed
+                    writer.finish(group, functools.partial(_commit, db))  # the others' changes are still to commit
                 except BaseException:
                     pass  # this member reports its own error
-            if isinstance(exc, sqlite3.Error):
-                raise storage_error(exc, _path_of(db)) or exc from None
-            raise
+            if error is exc:
+                raise
+            raise error from None
         group.conn.execute("RELEASE taskloom_member")
-        writer.finish(group, _committer(db))
+        writer.finish(group, functools.partial(_commit, db))
     finally:
         db.conn = own
 

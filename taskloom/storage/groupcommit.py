@@ -39,7 +39,7 @@ __all__ = ["Writer", "Group", "MAX_MEMBERS", "MAX_SECONDS", "GROUP_ABOVE"]
 
 #: A group commits once it holds this many members' transactions...
 MAX_MEMBERS = 64
-#: ...or once this many seconds have passed since it began: the first member's wait is bounded.
+#: ...or once this many seconds have passed since its first member ended its block: that member's wait is bounded.
 MAX_SECONDS = 0.015
 #: Groups form only while a commit takes this long (seconds: the median of the last commits made with no other
 #: writer waiting, so that time spent waiting for the interpreter's lock behind busy threads is not counted):
@@ -104,11 +104,11 @@ class Writer:
         group, self._open = self._open, None
         return group
 
-    def finish(self, group: Group, commit: Callable[[Group], None]) -> None:
-        """End this holder's part of ``group``: hand it to a waiter, or ``commit`` it; return once it is committed.
+    def finish(self, group: Group, commit: Callable[[Any], None]) -> None:
+        """End this holder's part of ``group``: hand it to a waiter, or ``commit(group.conn)``; return once committed.
 
         Called with the lock held; it is released here. Raises the group's
-        error if its commit failed.
+        error if its commit failed (what ``commit`` raised, for every member).
         """
         if self._waiting and self.commits_are_slow() and not group.is_full(time.monotonic()):
             if group.done is None:
@@ -124,10 +124,13 @@ class Writer:
         if group.error is not None:
             raise group.error
 
-    def _commit(self, group: Group, commit: Callable[[Group], None]) -> None:
+    def _commit(self, group: Group, commit: Callable[[Any], None]) -> None:
         alone, started = not self._waiting, time.monotonic()
         try:
-            commit(group)
+            commit(group.conn)
+        except BaseException as exc:
+            group.error = exc
+            raise
         finally:
             if group.done is not None:
                 group.done.set()
@@ -136,7 +139,7 @@ class Writer:
             self.commits += 1
             self.transactions += group.members
 
-    def _await(self, group: Group, commit: Callable[[Group], None]) -> None:
+    def _await(self, group: Group, commit: Callable[[Any], None]) -> None:
         """Wait for ``group``'s commit; make it here if the waiter it was left for went away without taking it."""
         assert group.done is not None
         while not group.done.wait(_CHECK_EVERY):
