@@ -33,7 +33,7 @@ test: install
 # Every benchmark in bench/, each printing its table and whether its goal
 # holds, then a summary; under ten minutes on a 2-core machine. Figures are
 # collected in docs/benchmarks.md.
-BENCHES := engine validate logs logpages shell python w2 dask scheduler designer runlog stores service
+BENCHES := engine validate logs logpages shell python w2 dask scheduler designer runlog stores service writers
 
 bench: install
 	$(BIN)/python bench/bench_all.py $(BENCHES)

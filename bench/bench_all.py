@@ -29,7 +29,7 @@ from taskloom.storage.sqlite import sqlite3  # noqa: E402  # the SQLite Taskloom
 
 __all__ = ["DEFAULT", "main"]
 
-DEFAULT = ["engine", "validate", "logs", "logpages", "shell", "python", "w2", "dask", "scheduler", "designer", "runlog", "service"]
+DEFAULT = ["engine", "validate", "logs", "logpages", "shell", "python", "w2", "dask", "scheduler", "designer", "runlog", "service", "writers"]
 BUDGET_SECONDS = 600.0
 _VERDICT = re.compile(r"^\s*(goal|target)\b|\b(holds|HOLD|meets|MISSES|met)\b")
 
