@@ -26,7 +26,7 @@ from taskloom.runtime.tasks.base import NoServices
 from taskloom.storage.db import StorageError
 from taskloom.storage.journal import SqliteJournal
 from taskloom.storage.recovery import Leftover, Orphan, Recovered, cancel_orphan, find_orphans, take_over
-from taskloom.storage.runs import get_run
+from taskloom.storage.runs import RunRecord, get_run
 from taskloom.storage.store import Workspace, storage_as_user_error
 
 __all__ = ["execute", "build_runner", "standalone_runner", "recover", "cancel", "kill_leftovers"]
@@ -45,6 +45,7 @@ def execute(
     grace: float = 5.0,
     executor: Executor | None = None,
     workflow: Workflow | None = None,
+    created: RunRecord | None = None,
 ) -> RunState:
     """Run a queued or crashed run in this process until it ends, taking it up where it stopped.
 
@@ -54,6 +55,9 @@ def execute(
     :meth:`Workspace.run_folder`). ``workflow`` is the run's workflow when the
     caller has built it already (the scheduler, from the document it started
     the run with): the stored document is then not read and parsed again.
+    ``created`` is the run's record when this process has just created it
+    (:meth:`Workspace.new_run`): it is not read back, and, never started, it
+    has no journal to take up.
 
     When the database cannot be written during the run (a full disk, a
     lock held too long), the runner kills the run's tasks and stops; the
@@ -69,12 +73,12 @@ def execute(
     ws.storage_failure = None
     try:
         runner, journal, run = build_runner(ws, run_id, owner=owner, on_event=on_event, cwd=cwd, grace=grace,
-                                            executor=executor, workflow=workflow)
+                                            executor=executor, workflow=workflow, run=created)
         if on_runner is not None:
             on_runner(runner)
         status = runner.run(
             run_id, params=run.params, logical_time=run.logical_time,
-            trigger_payload=run.trigger_payload, snapshot=journal.load_run(run_id),
+            trigger_payload=run.trigger_payload, snapshot=None if created is not None else journal.load_run(run_id),
         )
     except StorageError as exc:
         ws.storage_failure = exc
@@ -96,13 +100,18 @@ def build_runner(
     grace: float = 5.0,
     executor: Executor | None = None,
     workflow: Workflow | None = None,
+    run: RunRecord | None = None,
 ):
     """The runner of ``run_id``, its journal and its record: every dependency wired here, once.
 
     ``workflow``, when given, is the run's, built from the document it was
     created with; otherwise the run's stored document is read and parsed.
+    ``run``, when given, is its record (else it is read).
     """
-    run = get_run(ws.db, run_id)
+    if run is None:
+        run = get_run(ws.db, run_id)
+    elif run.id != run_id:
+        raise ValueError(f"the record given is of run {run.id}, not {run_id}")
     if workflow is None:
         workflow = ws.workflow_of(run)
     elif workflow.name != run.workflow:

@@ -65,7 +65,7 @@ from taskloom.core.states import RunState
 from taskloom.storage import failpoints
 from taskloom.storage.db import StorageError, watch_changes, write_txn
 from taskloom.storage.recovery import Orphan, take_over
-from taskloom.storage.runs import run_ownership
+from taskloom.storage.runs import RunRecord, run_ownership
 from taskloom.storage.scheduling import (
     Lease, TriggerState, acquire_lease, active_runs, claim_firing, claim_requested_run, claimed_firings,
     crashed_runs, holds_lease, mark_firing_started, queued_firings, release_lease, renew_lease, requested_runs,
@@ -691,18 +691,19 @@ class Scheduler:
             if here:
                 self._reserved += 1
         try:
-            run_id, _ = ws.start_run(target, {}, owner=self.owner if here else None, from_text=False,
-                                     trigger=trigger, trigger_id=trigger_id, trigger_payload=payload)
+            created = ws.new_run(target, {}, owner=self.owner if here else None, from_text=False,
+                                 trigger=trigger, trigger_id=trigger_id, trigger_payload=payload)
         except BaseException:
             if here:
                 with self._lock:
                     self._reserved -= 1
             raise
+        run_id = created.id
         future = self.run_ends.expect(run_id) if expect else None
         if reply is not None:
             reply((run_id, future))  # before the run: the request waits on ``future`` with its own timeout
         if here:
-            self._execute(run_id, target.workflow, reserved=True, slot=slot)
+            self._execute(run_id, target.workflow, reserved=True, slot=slot, created=created)
         else:
             self.wake()
             if future is not None:
@@ -710,11 +711,12 @@ class Scheduler:
         return run_id, future
 
     def _execute(self, run_id: int, workflow: Workflow | None = None, *, reserved: bool = False,
-                 slot: Slot | None = None) -> None:
+                 slot: Slot | None = None, created: RunRecord | None = None) -> None:
         """Run ``run_id`` on a run thread; ``workflow`` is its workflow when parsed already (the run does not parse it).
 
         ``reserved``: :meth:`start_now` counted the run against ``max_runs`` before it had a thread.
         ``slot``: this is a run thread already (:meth:`serve`): run it here, and return once it has ended.
+        ``created``: the run's record, as :meth:`start_now` just created it (nothing to read back).
         """
         def work(slot: Slot) -> None:
             runners: list[Any] = []
@@ -726,7 +728,7 @@ class Scheduler:
             try:
                 ws = slot.get()
                 status = execute(ws, run_id, owner=self.owner, cwd=self.cwd, executor=self.executor,
-                                 workflow=workflow, on_runner=on_runner)
+                                 workflow=workflow, on_runner=on_runner, created=created)
                 if ws.storage_failure is not None:  # logged; the runner killed the run's tasks
                     self._strand(run_id, ws.storage_failure)
                     slot.discard()  # the connection may be broken (a server that went away)

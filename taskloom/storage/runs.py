@@ -21,7 +21,7 @@ from taskloom.storage.journal import dump_json
 from taskloom.storage.transitions import change_run, change_task
 from taskloom.storage.workflows import NotFound, put_document
 
-__all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "get_run", "list_runs", "mark_cancel_requested",
+__all__ = ["RunRecord", "TaskRecord", "AttemptRecord", "create_run", "queued_run", "get_run", "list_runs", "mark_cancel_requested",
            "iter_logs", "iso", "like_escape", "search_runs", "search_firings", "LogPage", "log_page", "LogPageQuery",
            "log_page_query", "request_resume", "run_triggers", "RunOwnership", "run_ownership", "link_parent_run",
            "subworkflow_depth", "reuse_results", "last_run_end", "runs_ended_after", "reused_from", "attempt_numbers",
@@ -162,7 +162,7 @@ def _run(row: Sequence[Any]) -> RunRecord:
     )
 
 
-def create_run(
+def queued_run(
     db: sqlite_utils.Database,
     doc: Mapping[str, Any],
     *,
@@ -179,8 +179,8 @@ def create_run(
     folder: str | None = None,
     started_by: str | None = None,
     digest: str | None = None,
-) -> int:
-    """Record a queued run of ``doc`` with every task pending; return its id.
+) -> RunRecord:
+    """Record a queued run of ``doc`` with every task pending; return its record, as :func:`get_run` would read it.
 
     ``digest`` is the hash of ``doc`` when it is stored already (a stored
     version's document): the run references that row, and the document is not
@@ -205,7 +205,19 @@ def create_run(
             "INSERT INTO task_states (run_id, task_id, status, attempts, updated, position) VALUES (?, ?, ?, 0, ?, ?)",
             [(run_id, t["id"], TaskState.PENDING.value, at, index) for index, t in enumerate(doc["tasks"])],
         )
-    return run_id
+    pending = TaskState.PENDING.value
+    return RunRecord(
+        id=run_id, workflow=doc["name"], version=version, document=digest, status=RunState.QUEUED.value,
+        trigger=trigger, trigger_payload=trigger_payload, params=dict(params),
+        logical_time=at if logical_time is None else logical_time, created=at, started=None, ended=None, error=None,
+        parent_run_id=parent_run_id, source=source, folder=folder, started_by=started_by,
+        tasks={t["id"]: TaskRecord(t["id"], pending, 0, None, None, None, None) for t in doc["tasks"]},
+    )
+
+
+def create_run(db: sqlite_utils.Database, doc: Mapping[str, Any], **options: Any) -> int:
+    """Record a queued run of ``doc`` (:func:`queued_run`); return its id."""
+    return queued_run(db, doc, **options).id
 
 
 def get_run(db: sqlite_utils.Database, run_id: int, *, with_attempts: bool = False) -> RunRecord:

@@ -38,7 +38,7 @@ from taskloom.storage.audit import record
 from taskloom.storage.heartbeat import Heartbeat
 from taskloom.storage.home import resolve_database, resolve_home
 from taskloom.storage.recovery import Orphan, cancel_orphan, find_orphans
-from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested, reuse_results
+from taskloom.storage.runs import RunRecord, create_run, get_run, mark_cancel_requested, queued_run, reuse_results
 from taskloom.storage.scheduling import ensure_webhook_tokens
 from taskloom.storage.secrets import SecretError, SecretStore
 from taskloom.storage.workflows import (
@@ -369,8 +369,13 @@ class Workspace:
         except StorageError as exc:
             log.warning("could not remove this process's heartbeat row: %s", exc)
 
+    def start_run(self, target: Target, params: Mapping[str, Any], **options: Any) -> tuple[int, dict[str, Any]]:
+        """Check params and record a queued run; return its id and the resolved params (see :meth:`new_run`)."""
+        run = self.new_run(target, params, **options)
+        return run.id, run.params
+
     @storage_as_user_error
-    def start_run(
+    def new_run(
         self,
         target: Target,
         params: Mapping[str, Any],
@@ -382,23 +387,24 @@ class Workspace:
         trigger_payload: Any = None,
         logical_time: float | None = None,
         started_by: str | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        """Check params and record a queued run; return its id and the resolved params.
+    ) -> RunRecord:
+        """Check params and record a queued run; return its record, as reading it back would give.
 
+        The process that runs it next needs no read (:func:`taskloom.runtime.execution.execute`'s ``created``).
         ``started_by`` is who asked (a user's name); without one the trigger says it (:func:`started_by_trigger`).
         """
         try:
             resolved = resolve_params(target.workflow, params, from_text=from_text)
         except ParamError as exc:
             raise UserError(str(exc)) from None
-        run_id = create_run(
-            self.db, target.document, at=time.time(), params=resolved, version=target.version, digest=target.digest,
+        at = time.time()
+        who = started_by or (self.actor.name if self.actor is not None and trigger in _ASKED
+                             else started_by_trigger(trigger))
+        return queued_run(
+            self.db, target.document, at=at, params=resolved, version=target.version, digest=target.digest,
             trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
-            source=target.source, owner=owner, folder=target.folder,
-            started_by=started_by or (self.actor.name if self.actor is not None and trigger in _ASKED
-                                      else started_by_trigger(trigger)),
+            source=target.source, owner=owner, folder=target.folder, started_by=who,
         )
-        return run_id, resolved
 
     def workflow_of(self, run: RunRecord) -> Workflow:
         return Workflow.from_document(document_by_hash(self.db, run.document))
