@@ -51,8 +51,8 @@ ALERT_TIMEOUT = 10.0
 
 def policy_of(ws: Workspace, workflow: Workflow) -> AlertPolicy | None:
     """The workflow's alerts under this home's ``alerts.on``/``alerts.to``; None when it alerts about nothing."""
-    config = Config(ws.db)
-    return effective_alerts(workflow.alerts, config.get("alerts.on") or [], config.get("alerts.to") or [])
+    on, to = Config(ws.db).get_many("alerts.on", "alerts.to")
+    return effective_alerts(workflow.alerts, on or [], to or [])
 
 
 def run_ended(ws: Workspace, run_id: int, workflow: Workflow, status: str) -> None:

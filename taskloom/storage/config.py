@@ -91,6 +91,14 @@ def _key(name: str) -> ConfigKey:
     return KEYS[name]
 
 
+def _value(name: str, key: ConfigKey, stored: str | None) -> Any:
+    value = key.default if stored is None else json.loads(stored)
+    if name == "file_roots":
+        extra = [p for p in os.environ.get("TASKLOOM_FILE_ROOTS", "").split(os.pathsep) if p]
+        value = [*value, *extra]
+    return value
+
+
 class Config:
     """The ``config`` table."""
 
@@ -98,13 +106,14 @@ class Config:
         self.db = db
 
     def get(self, name: str) -> Any:
-        key = _key(name)
-        row = self.db.execute("SELECT value FROM config WHERE key = ?", [name]).fetchone()
-        value = key.default if row is None else json.loads(row[0])
-        if name == "file_roots":
-            extra = [p for p in os.environ.get("TASKLOOM_FILE_ROOTS", "").split(os.pathsep) if p]
-            value = [*value, *extra]
-        return value
+        return self.get_many(name)[0]
+
+    def get_many(self, *names: str) -> list[Any]:
+        """The values of ``names``, in order, read in one query (a run's start and end read several)."""
+        keys = [_key(name) for name in names]
+        marks = ", ".join("?" * len(names))
+        stored = dict(self.db.execute(f"SELECT key, value FROM config WHERE key IN ({marks})", names).fetchall())
+        return [_value(name, key, stored.get(name)) for name, key in zip(names, keys)]
 
     def set(self, name: str, value: Any) -> None:
         key = _key(name)
@@ -170,11 +179,9 @@ def _check_alert_key(name: str, value: Any) -> None:
 
 def log_limits(config: Config) -> LogLimits:
     """The caps on stored log lines that runners of this home apply (``logs.*`` keys)."""
-    return LogLimits(
-        max_line_bytes=config.get("logs.max_line_bytes"),
-        max_lines_per_attempt=config.get("logs.max_lines_per_attempt"),
-        max_bytes_per_attempt=config.get("logs.max_bytes_per_attempt"),
-    )
+    line, lines, total = config.get_many("logs.max_line_bytes", "logs.max_lines_per_attempt",
+                                         "logs.max_bytes_per_attempt")
+    return LogLimits(max_line_bytes=line, max_lines_per_attempt=lines, max_bytes_per_attempt=total)
 
 
 def smtp_settings(config: Config, secret: Callable[[str], str]) -> mail.SmtpSettings:

@@ -49,5 +49,6 @@ def files_folder(home: Path) -> Path:
     database and the secret key. Created on first use.
     """
     folder = Path(home) / "files"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():  # checked first: mkdir(exist_ok=True) raises and catches on every run
+        folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -71,8 +71,16 @@ class SecretStore:
 
     def __init__(self, db: sqlite_utils.Database, home: Path) -> None:
         self.db = db
-        self.home = Path(home)
-        self.key_path = key_path(self.home)
+        self._home = home
+
+    @property
+    def home(self) -> Path:
+        return Path(self._home)
+
+    @property
+    def key_path(self) -> Path:
+        """Built when a key is needed: most runs read an empty table and need no path at all."""
+        return key_path(self.home)
 
     # -- writing ------------------------------------------------------------
 
