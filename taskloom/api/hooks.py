@@ -40,7 +40,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -216,10 +216,8 @@ def add_hooks(app: FastAPI, home: str | Path, *, wake: Callable[[], None] = lamb
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        fresh = app.openapi_schema is None
-        schema = generate()
-        if fresh:
-            schema.setdefault("paths", {})[PATH] = {"post": OPERATION}
+        schema = generate()  # FastAPI's, cached after the first call: setting the path again changes nothing
+        schema.setdefault("paths", {})[PATH] = {"post": OPERATION}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -235,8 +233,9 @@ class _Endpoint:
         self.parsed: dict[tuple[str, int], Workflow] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.respond(scope["path_params"]["workflow"], scope["path_params"]["trigger_id"],
-                                      Headers(scope=scope), await _body(receive))
+        request = Request(scope, receive)  # its body is bounded already (taskloom.api.app.BodyLimit)
+        response = await self.respond(request.path_params["workflow"], request.path_params["trigger_id"],
+                                      request.headers, await request.body())
         await response(scope, receive, send)
 
     async def respond(self, name: str, trigger_id: str, headers: Headers, body: bytes) -> Response:
@@ -258,18 +257,6 @@ class _Endpoint:
             self.starter.run_ends.forget(run_id, future)
             answer = {"run_id": run_id, "status": "running", "error": f"still running after {RESPOND_TIMEOUT:g} s"}
         return JSONResponse(servable(answer))
-
-
-async def _body(receive: Receive) -> bytes:
-    """The whole request body (:class:`taskloom.api.app.BodyLimit` has bounded it already)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _handle_queued(connections: _Connections, parsed: dict[tuple[str, int], Workflow], starter: Any, name: str,

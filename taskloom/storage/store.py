@@ -397,11 +397,10 @@ class Workspace:
             resolved = resolve_params(target.workflow, params, from_text=from_text)
         except ParamError as exc:
             raise UserError(str(exc)) from None
-        at = time.time()
         who = started_by or (self.actor.name if self.actor is not None and trigger in _ASKED
                              else started_by_trigger(trigger))
         return queued_run(
-            self.db, target.document, at=at, params=resolved, version=target.version, digest=target.digest,
+            self.db, target.document, at=time.time(), params=resolved, version=target.version, digest=target.digest,
             trigger=trigger, trigger_id=trigger_id, trigger_payload=trigger_payload, logical_time=logical_time,
             source=target.source, owner=owner, folder=target.folder, started_by=who,
         )
